@@ -1,0 +1,38 @@
+# ds-lsp: `make demo` runs the main job, `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+
+.PHONY: install demo test lint bench clean
+
+# One venv with the package (editable) and the dev tools. The first install
+# compiles llama-cpp-python from source (about 10 minutes on 2 cores); pip's
+# wheel cache makes later installs on the same machine take seconds.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --editable ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The main job: fetch the default model (DeepSeek-R1-Distill-Qwen-1.5B,
+# Q4_K_M, about 1.1 GB; skipped when present) and let it edit a sample file.
+demo: $(STAMP)
+	$(BIN)/ds-lsp models pull
+	$(BIN)/ds-lsp edit examples/sample.py --lines 4-15 \
+		--instruction "Add type hints and a one-line docstring"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check ds_lsp tests bench
+	$(BIN)/ruff format --check ds_lsp tests bench
+
+bench: $(STAMP)
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) tests/.cache .pytest_cache

@@ -1,0 +1,3 @@
+from ds_lsp.cli import main
+
+raise SystemExit(main())

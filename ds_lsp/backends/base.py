@@ -1,0 +1,114 @@
+"""The one protocol every model backend speaks.
+
+A backend turns a `ChatRequest` into a stream of `Delta`s: reasoning text and
+answer text as they arrive, then exactly one final delta carrying a
+`FinishReason`. Wire formats (`<think>` tags, `reasoning_content`,
+`reasoning`, `thinking`) are normalised inside the backend, so no caller ever
+sees a tag. Failures (server down, bad model file, HTTP errors, malformed
+streams) raise `ModelError` with a message meant for the user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+
+class ModelError(Exception):
+    """A failure the user can act on. The message says what happened and what to try.
+
+    Messages never contain API keys.
+    """
+
+
+class FinishReason(enum.StrEnum):
+    STOP = "stop"  # the model finished its answer
+    LENGTH = "length"  # cut off: max tokens, or the reasoning budget over HTTP
+    CANCELLED = "cancelled"  # the caller asked to stop
+    ERROR = "error"  # the server ended the stream abnormally (abort, filter, ...)
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Literal["user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """What to generate. R1 advice: no system prompt, instructions in the user turn."""
+
+    messages: Sequence[Message]
+    max_tokens: int = 4096
+    # "on": the model reasons first (answer forced to start with "<think>\n").
+    # "off": reasoning skipped with a prefilled empty think block (fast tasks).
+    reasoning: Literal["on", "off"] = "on"
+    # Reasoning tokens allowed before we force "</think>" (in process) or stop
+    # and report it (over HTTP). None: no budget beyond max_tokens.
+    reasoning_budget: int | None = None
+    temperature: float = 0.6
+    top_p: float = 0.95
+    stop: Sequence[str] = ()
+    # Set it to stop generation; the stream then ends with FinishReason.CANCELLED.
+    cancel: asyncio.Event | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One piece of a stream. The last delta of a stream has `finish` set."""
+
+    reasoning: str = ""
+    content: str = ""
+    finish: FinishReason | None = None
+    # Why it finished, in words, where there is more to say than the reason
+    # ("the reasoning budget of 512 tokens ran out", "server sent finish_reason=abort").
+    detail: str = ""
+
+
+class Backend(Protocol):
+    """A loaded model, local or remote."""
+
+    name: str  # for messages: "llama_cpp (~/models/x.gguf)", "openai (http://...)"
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[Delta]:
+        """Yield deltas, then one delta with `finish`. Raise ModelError on failure.
+
+        Closing the iterator early (or cancelling the task consuming it)
+        stops generation promptly: in process at the next token.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release the model / HTTP client."""
+        ...
+
+
+@dataclass
+class Generation:
+    """A whole stream, collected."""
+
+    reasoning: str = ""
+    answer: str = ""
+    finish: FinishReason = FinishReason.STOP
+    detail: str = ""
+
+
+async def collect(stream: AsyncIterator[Delta], on_delta=None) -> Generation:
+    """Drain a stream into a Generation; `on_delta(delta)` sees each piece live."""
+    reasoning: list[str] = []
+    answer: list[str] = []
+    result = Generation()
+    async for delta in stream:
+        if on_delta is not None:
+            on_delta(delta)
+        reasoning.append(delta.reasoning)
+        answer.append(delta.content)
+        if delta.finish is not None:
+            result.finish = delta.finish
+            result.detail = delta.detail
+    result.reasoning = "".join(reasoning)
+    result.answer = "".join(answer)
+    return result

@@ -1,0 +1,238 @@
+"""Settings: one typed record merged from every place a user can set things.
+
+Sources, later ones winning (the closer to the editor, the more specific):
+defaults < user config file (TOML) < environment (DS_LSP_*) < command-line flags
+< LSP initializationOptions < workspace/configuration section "dsLsp".
+
+An empty or missing source changes nothing. A bad value never stops the
+server: it is dropped with a message that names the setting and what it
+accepts, and the value from the sources below it (usually the default) stays.
+"""
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal, get_args, get_type_hints
+
+import cattrs
+
+BackendName = Literal["llama_cpp", "openai"]
+PresetName = Literal["ollama", "lmstudio", "llamacpp", "vllm", "sglang", "deepseek"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+ENV_PREFIX = "DS_LSP_"
+LSP_SECTION = "dsLsp"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Which model backend: in process (llama_cpp) or an OpenAI-compatible server.
+    backend: BackendName = "llama_cpp"
+    # llama_cpp: the GGUF file. None: the default model (`ds-lsp models pull`).
+    model_path: str | None = None
+    # openai: a preset fills base_url and model with the usual local defaults.
+    preset: PresetName | None = None
+    base_url: str | None = None
+    model: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    # llama_cpp tuning.
+    n_ctx: int = 8192
+    n_threads: int | None = None
+    n_gpu_layers: int = 0
+    # Generation (R1 guidance: temperature 0.6, top-p 0.95).
+    max_tokens: int = 4096
+    reasoning_budget: int | None = 2048
+    temperature: float = 0.6
+    top_p: float = 0.95
+    request_timeout: float = 120.0
+    log_level: LogLevel = "info"
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict fit for logs: the API key is never shown."""
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        if shown["api_key"]:
+            shown["api_key"] = "<set>"
+        return shown
+
+
+SETTING_NAMES = tuple(f.name for f in fields(Settings))
+_FIELD_TYPES = get_type_hints(Settings)
+# Limits a value must respect: (check, what the setting accepts).
+_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "n_ctx": (lambda v: v >= 256, "an integer of at least 256"),
+    "n_threads": (lambda v: v is None or v >= 1, "a positive integer"),
+    "n_gpu_layers": (lambda v: v >= -1, "an integer; -1 offloads every layer"),
+    "max_tokens": (lambda v: v >= 1, "a positive integer"),
+    "reasoning_budget": (lambda v: v is None or v >= 0, "a token count; 0 means no budget"),
+    "temperature": (lambda v: 0.0 <= v <= 2.0, "a number from 0 to 2"),
+    "top_p": (lambda v: 0.0 < v <= 1.0, "a number above 0, up to 1"),
+    "request_timeout": (lambda v: v > 0, "a positive number of seconds"),
+}
+
+_converter = cattrs.Converter()
+
+
+def _text_only(value: Any, _type: Any) -> str:
+    # cattrs would str() anything, turning a table or list into a "path".
+    if not isinstance(value, str):
+        raise ValueError(value)
+    return value
+
+
+_converter.register_structure_hook(str, _text_only)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One place settings come from, and how to name a key of it in messages."""
+
+    name: str  # "config file ~/.config/ds-lsp/config.toml", "environment", ...
+    values: Mapping[str, Any]
+    label: Callable[[str], str] = lambda key: key
+
+
+def snake_case(key: str) -> str:
+    """modelPath -> model_path; model-path -> model_path."""
+    key = key.replace("-", "_")
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
+
+
+def _choices(name: str) -> list[str]:
+    """The allowed words of a Literal setting (backend, preset, log_level)."""
+    literal = [a for a in get_args(_FIELD_TYPES[name]) if a is not type(None)]
+    if len(literal) == 1:  # Literal[...] | None
+        literal = list(get_args(literal[0]))
+    return [c for c in literal if isinstance(c, str)]
+
+
+def _accepts(name: str) -> str:
+    if name in _RANGES:
+        return _RANGES[name][1]
+    if _choices(name):
+        return "one of " + ", ".join(_choices(name))
+    return "text"
+
+
+def _structure(name: str, raw: Any) -> Any:
+    """Turn a raw value (TOML, env text, JSON) into the setting's type, or raise."""
+    kind = _FIELD_TYPES[name]
+    optional = type(None) in get_args(kind)
+    if isinstance(raw, str):
+        raw = raw.strip()
+        if optional and raw.lower() in ("none", "null"):
+            return None
+    if isinstance(raw, bool):  # cattrs would turn True into 1
+        raise ValueError(raw)
+    value = _converter.structure(raw, kind)
+    check = _RANGES.get(name)
+    if check is not None and value is not None and not check[0](value):
+        raise ValueError(raw)
+    if name == "reasoning_budget" and value == 0:
+        return None
+    return value
+
+
+def merge(sources: Iterable[Source], base: Settings | None = None) -> tuple[Settings, list[str]]:
+    """Apply sources in order over `base` (the defaults). Return settings and problems.
+
+    Each problem is one line naming the setting, the bad value and what it
+    accepts, e.g. "DS_LSP_BACKEND='ollama' is not valid: it accepts one of
+    llama_cpp, openai; keeping 'llama_cpp'".
+    """
+    settings = base or Settings()
+    problems: list[str] = []
+    for source in sources:
+        for key, raw in (source.values or {}).items():
+            name = snake_case(str(key))
+            if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+                continue  # empty means "not set here"
+            if name not in SETTING_NAMES:
+                hint = difflib.get_close_matches(name, SETTING_NAMES, n=1)
+                also = f" (did you mean {hint[0]}?)" if hint else ""
+                problems.append(f"{source.label(str(key))}: unknown setting in {source.name}{also}")
+                continue
+            try:
+                value = _structure(name, raw)
+            except Exception:
+                # Never echo a key back, even a malformed one.
+                shown = "" if name == "api_key" else f"={raw!r}"
+                kept = "the previous key" if name == "api_key" else repr(getattr(settings, name))
+                problems.append(
+                    f"{source.label(str(key))}{shown} is not valid: it accepts "
+                    f"{_accepts(name)}; keeping {kept}"
+                )
+                continue
+            settings = replace(settings, **{name: value})
+    return settings, problems
+
+
+# --- the sources -------------------------------------------------------------
+
+
+def config_file_path(env: Mapping[str, str] | None = None) -> Path:
+    """$DS_LSP_CONFIG, else $XDG_CONFIG_HOME/ds-lsp/config.toml (~/.config/...)."""
+    env = os.environ if env is None else env
+    if env.get("DS_LSP_CONFIG"):
+        return Path(env["DS_LSP_CONFIG"]).expanduser()
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "ds-lsp" / "config.toml"
+
+
+def file_source(path: Path) -> tuple[Source, list[str]]:
+    """The user config file. Missing or empty: no values. Unreadable: a problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Source(f"config file {path}", {}), []
+    except OSError as exc:
+        return Source(f"config file {path}", {}), [f"cannot read config file {path}: {exc}"]
+    try:
+        values = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return Source(f"config file {path}", {}), [
+            f"config file {path} is not valid TOML ({exc}); ignoring it"
+        ]
+    return Source(f"config file {path}", values, lambda k: f"{k} in {path}"), []
+
+
+def env_source(env: Mapping[str, str] | None = None) -> Source:
+    env = os.environ if env is None else env
+    values = {
+        key[len(ENV_PREFIX) :].lower(): value
+        for key, value in env.items()
+        if key.startswith(ENV_PREFIX) and key != "DS_LSP_CONFIG" and key != "DS_LSP_MODELS_DIR"
+    }
+    return Source("the environment", values, lambda k: ENV_PREFIX + k.upper())
+
+
+def flags_source(flags: Mapping[str, Any]) -> Source:
+    return Source("the command line", flags, lambda k: "--" + snake_case(k).replace("_", "-"))
+
+
+def lsp_source(options: Any, name: str) -> Source:
+    """initializationOptions or a workspace/configuration result.
+
+    Accepts both `{"dsLsp": {...}}` and the flat `{...}` shape, camelCase or
+    snake_case keys.
+    """
+    if not isinstance(options, Mapping):
+        return Source(name, {})
+    if isinstance(options.get(LSP_SECTION), Mapping):
+        options = options[LSP_SECTION]
+    return Source(name, options, lambda k: f"{LSP_SECTION}.{k}")
+
+
+def load(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_path: Path | None = None,
+) -> tuple[Settings, list[str]]:
+    """Defaults < config file < environment < flags: what the CLI starts from."""
+    path = config_path or config_file_path(env)
+    file_src, problems = file_source(path)
+    settings, more = merge([file_src, env_source(env), flags_source(flags or {})])
+    return settings, problems + more

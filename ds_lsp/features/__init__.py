@@ -1,0 +1,1 @@
+"""LSP features: thin handlers that call the pure modules."""

@@ -1,0 +1,178 @@
+"""The language server end to end, through a real LSP client (pytest-lsp)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+FAKE_KEY = "sk-test-SECRET-0123456789"
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DS_LSP_")}
+    env["DS_LSP_CONFIG"] = os.devnull  # no user config file leaks into tests
+    env.update(extra)
+    return env
+
+
+@pytest_lsp.fixture(
+    config=ClientServerConfig(
+        server_command=[sys.executable, "-m", "ds_lsp"],
+        server_env=server_env(DS_LSP_API_KEY=FAKE_KEY, DS_LSP_LOG_LEVEL="debug"),
+    )
+)
+async def client(lsp_client: LanguageClient):
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def start(client: LanguageClient, options=None, workspace=None) -> types.InitializeResult:
+    caps = client_capabilities("visual-studio-code")
+    if workspace is not None:
+        client.set_configuration(workspace)
+    return await client.initialize_session(
+        types.InitializeParams(capabilities=caps, initialization_options=options)
+    )
+
+
+async def wait_for_log(client: LanguageClient, needle: str, timeout: float = 10.0) -> str:
+    """The first log message containing `needle`, waiting for it to arrive."""
+
+    async def poll() -> str:
+        while True:
+            for message in client.log_messages:
+                if needle in message.message:
+                    return message.message
+            await asyncio.sleep(0.05)
+
+    return await asyncio.wait_for(poll(), timeout)
+
+
+def all_logs(client: LanguageClient) -> str:
+    return "\n".join(m.message for m in client.log_messages)
+
+
+async def test_initialize_names_the_server_and_logs_reach_the_editor(client: LanguageClient):
+    result = await start(client)
+
+    assert result.server_info.name == "ds-lsp"
+    started = await wait_for_log(client, "started")
+    assert started.startswith("ds-lsp ")
+
+
+async def test_initialization_options_set_the_settings(client: LanguageClient):
+    await start(client, options={"dsLsp": {"backend": "openai", "maxTokens": 512}})
+
+    logged = await wait_for_log(client, "settings: {")
+    assert "'backend': 'openai'" in logged
+    assert "'max_tokens': 512" in logged
+
+
+async def test_workspace_configuration_overrides_initialization_options(client: LanguageClient):
+    await start(
+        client,
+        options={"maxTokens": 512},
+        workspace={"dsLsp": {"maxTokens": 1024, "temperature": 0.5}},
+    )
+
+    logged = await wait_for_log(client, "settings: {")
+    assert "'max_tokens': 1024" in logged
+    assert "'temperature': 0.5" in logged
+
+
+async def test_a_bad_setting_is_named_and_the_default_kept(client: LanguageClient):
+    await start(client, options={"dsLsp": {"backend": "ollama", "nCtx": "big"}})
+
+    backend_problem = await wait_for_log(client, "dsLsp.backend")
+    assert "accepts one of llama_cpp, openai" in backend_problem
+    ctx_problem = await wait_for_log(client, "dsLsp.nCtx")
+    assert "an integer of at least 256" in ctx_problem
+    await wait_for_log(client, "running with the previous or default value")
+    logged = await wait_for_log(client, "settings: {")
+    assert "'backend': 'llama_cpp'" in logged
+    assert "'n_ctx': 8192" in logged
+    warnings = [m for m in client.log_messages if m.type == types.MessageType.Warning]
+    assert warnings, "problems are logged as warnings"
+
+
+async def test_changed_settings_are_pulled_again(client: LanguageClient):
+    await start(client, workspace={"dsLsp": {"maxTokens": 1000}})
+    await wait_for_log(client, "'max_tokens': 1000")
+
+    client.set_configuration({"dsLsp": {"maxTokens": 2000}})
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
+
+    changed = await wait_for_log(client, "settings changed")
+    assert "'max_tokens': 2000" in changed
+
+
+async def test_the_api_key_never_reaches_the_log(client: LanguageClient):
+    await start(client, options={"dsLsp": {"apiKey": FAKE_KEY + "-editor"}})
+
+    logged = await wait_for_log(client, "settings: {")
+    assert "'api_key': '<set>'" in logged
+    assert FAKE_KEY not in all_logs(client)
+
+
+def _frame(payload: bytes) -> bytes:
+    return b"Content-Length: %d\r\n\r\n" % len(payload) + payload
+
+
+def test_a_malformed_message_does_not_take_the_server_down():
+    """Garbage JSON, then a real initialize: the server still answers."""
+    initialize = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {"processId": None, "rootUri": None, "capabilities": {}},
+        }
+    ).encode()
+    shutdown = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "shutdown"}).encode()
+    exit_ = json.dumps({"jsonrpc": "2.0", "method": "exit"}).encode()
+    stdin = (
+        _frame(b"{this is not json")
+        + _frame(b'{"jsonrpc": "2.0", "id": 7, "method": 12}')
+        + _frame(initialize)
+        + _frame(shutdown)
+        + _frame(exit_)
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "ds_lsp"],
+        input=stdin,
+        capture_output=True,
+        timeout=30,
+        env=server_env(),
+    )
+    assert b'"id": 1' in done.stdout or b'"id":1' in done.stdout
+    assert b'"serverInfo"' in done.stdout
+    assert done.returncode == 0
+
+
+def test_serve_over_tcp_rejects_a_bad_address():
+    done = subprocess.run(
+        [sys.executable, "-m", "ds_lsp", "serve", "--tcp", "localhost"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=server_env(),
+    )
+    assert done.returncode == 2
+    assert "expected HOST:PORT" in done.stderr
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["edit", "--help"], ["models", "pull", "--help"]])
+def test_help_works(argv):
+    done = subprocess.run(
+        [sys.executable, "-m", "ds_lsp", *argv], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0
+    assert "usage: ds-lsp" in done.stdout
