@@ -86,11 +86,11 @@ def load_settings(args: argparse.Namespace) -> tuple[config.Settings, list[str]]
 
 
 def _setup_logging(level: str) -> None:
+    """Our own log at the chosen level; libraries (HTTP clients...) only warnings."""
     logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="ds-lsp: %(levelname)s: %(message)s",
-        stream=sys.stderr,
+        level=logging.WARNING, format="ds-lsp: %(levelname)s: %(message)s", stream=sys.stderr
     )
+    log.setLevel(getattr(logging, level.upper()))
 
 
 def parse_lines(spec: str, line_count: int) -> tuple[int, int]:
@@ -212,7 +212,7 @@ def _models(args: argparse.Namespace, settings: config.Settings) -> int:
 
     if args.models_command == "list":
         extra = [Path(settings.model_path).expanduser().parent] if settings.model_path else []
-        print(models.format_list(models.list_local(extra)))
+        print(models.format_list(models.list_local(extra), default=settings.model_path))
         return 0
     try:
         spec = models.resolve(args.size, args.quant)
