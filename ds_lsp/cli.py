@@ -158,7 +158,7 @@ async def _edit(args: argparse.Namespace, settings: config.Settings) -> int:
         raise UsageError(f"{path}: not UTF-8 text; ds-lsp edits UTF-8 files only") from None
     except OSError as exc:
         raise UsageError(f"{path}: {exc.strerror}") from None
-    start, end = parse_lines(args.lines, len(text.splitlines()))
+    start, end = parse_lines(args.lines, len(editing.split_lines(text)))
     if not args.instruction.strip():
         raise UsageError("--instruction is empty: say what to change")
 

@@ -50,7 +50,7 @@ class EditResult:
 
 
 def build_prompt(request: EditRequest) -> str:
-    lines = request.text.splitlines(keepends=True)
+    lines = editing.split_lines(request.text)
     before, after = prompts.context_window(
         lines, request.start_line, request.end_line, CONTEXT_LINES
     )
@@ -102,7 +102,7 @@ async def run_edit(
     on_delta: Callable[[Delta], None] | None = None,
 ) -> EditResult:
     """Generate and check the rewrite. Raises EditFailed or ModelError."""
-    lines = request.text.splitlines(keepends=True)
+    lines = editing.split_lines(request.text)
     if not 0 <= request.start_line <= request.end_line < max(len(lines), 1):
         raise EditFailed(
             f"lines {request.start_line + 1}-{request.end_line + 1} are outside the file "
