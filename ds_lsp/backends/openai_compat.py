@@ -1,0 +1,506 @@
+"""Any OpenAI-compatible chat server as a backend: Ollama, LM Studio, llama.cpp's
+server, vLLM, SGLang, the DeepSeek API.
+
+Requests go through the official `openai` client (streaming chat
+completions). Each server family delivers R1's reasoning its own way (see
+docs on reasoning formats); `_Normaliser` turns all of them into reasoning and
+answer pieces, with `ds_lsp.reasoning.ReasoningSplitter` doing the tag work.
+HTTP failures become `ModelError`s that say what to try, and never show the
+API key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import openai
+
+from ds_lsp.backends.base import ChatRequest, Delta, FinishReason, ModelError
+from ds_lsp.reasoning import OPEN_TAG, ReasoningSplitter, split_reasoning
+
+log = logging.getLogger(__name__)
+
+# Sent as the key to servers that need none: the openai client insists on one,
+# and left to itself it would send OPENAI_API_KEY to whatever server this is.
+_NO_KEY = "no-key"
+# Non-standard delta fields that carry reasoning, by server family.
+_REASONING_FIELDS = ("reasoning_content", "reasoning", "thinking")
+# Rough size of a token in characters, for the reasoning budget (see `_tokens`).
+_CHARS_PER_TOKEN = 4
+# How much of a server's error message goes into ours.
+_SERVER_MESSAGE_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class Preset:
+    """The usual local defaults of one server family."""
+
+    base_url: str
+    model: str | None
+    start_hint: str  # how to get the server going, for "no server" messages
+
+
+PRESETS: dict[str, Preset] = {
+    "ollama": Preset("http://localhost:11434/v1", "deepseek-r1:1.5b", "is `ollama serve` running?"),
+    "lmstudio": Preset(
+        "http://localhost:1234/v1",
+        "deepseek-r1-distill-qwen-7b",
+        "start the server in LM Studio's Developer tab",
+    ),
+    "llamacpp": Preset(
+        "http://localhost:8080/v1",
+        "deepseek-r1-distill-qwen-1.5b",  # llama-server answers to any model name
+        "is `llama-server` running?",
+    ),
+    "vllm": Preset(
+        "http://localhost:8000/v1",
+        "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
+        "is `vllm serve` running?",
+    ),
+    "sglang": Preset(
+        "http://localhost:30000/v1",
+        "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
+        "is `python -m sglang.launch_server` running?",
+    ),
+    "deepseek": Preset(
+        "https://api.deepseek.com/v1",
+        "deepseek-reasoner",
+        "check your network connection (the DeepSeek API needs an API key in DS_LSP_API_KEY)",
+    ),
+}
+
+_PRESET_BY_PORT = {
+    11434: "ollama",
+    1234: "lmstudio",
+    8080: "llamacpp",
+    8000: "vllm",
+    30000: "sglang",
+}
+
+
+def preset_for_url(base_url: str) -> str | None:
+    """The preset a server URL most likely belongs to (by host, then default port)."""
+    try:
+        parts = urlsplit(base_url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.hostname and parts.hostname.endswith("deepseek.com"):
+        return "deepseek"
+    return _PRESET_BY_PORT.get(port) if port else None
+
+
+class OpenAIBackend:
+    """A model behind an OpenAI-compatible HTTP server."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        preset: str | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.timeout = timeout
+        self.preset = preset if preset in PRESETS else preset_for_url(self.base_url)
+        self.name = f"openai ({self.base_url}, {model})"
+        self._has_key = bool(api_key)
+        # The key lives only inside the client (and in `_redact`'s pattern).
+        self._redact_pattern = re.compile(re.escape(api_key)) if api_key else None
+        # No automatic retries: a user waiting on an edit wants the error now.
+        self._client = openai.AsyncOpenAI(
+            base_url=self.base_url, api_key=api_key or _NO_KEY, timeout=timeout, max_retries=0
+        )
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend({self.name})"
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def check(self) -> str:
+        """One line for `ds-lsp doctor`: the server answers, and does it list our model?"""
+        try:
+            listed = [model.id async for model in self._client.models.list()]
+        except openai.NotFoundError:
+            raise ModelError(
+                f"{self.base_url}/models was not found (HTTP 404); is the URL right? "
+                "It usually ends in /v1"
+            ) from None
+        except openai.OpenAIError as exc:
+            raise self._error(exc) from None
+        if self.model in listed:
+            return f"{self.base_url} serves {self.model}"
+        shown = ", ".join(listed[:8]) + (", ..." if len(listed) > 8 else "") or "none"
+        hint = f"; run `ollama pull {self.model}`" if self.preset == "ollama" else ""
+        return (
+            f"{self.base_url} answers, but {self.model} is not among the models it lists "
+            f"({shown}){hint}"
+        )
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Delta]:
+        if request.cancel is not None and request.cancel.is_set():
+            yield Delta(finish=FinishReason.CANCELLED)
+            return
+        try:
+            chunks = await self._client.chat.completions.create(**self._arguments(request))
+        except openai.OpenAIError as exc:
+            raise self._error(exc) from None
+
+        normaliser = _Normaliser(reasoning_on=request.reasoning == "on")
+        budget = request.reasoning_budget or None  # 0 and None: no budget
+        reasoning_chars = 0
+        cancelled = (
+            asyncio.ensure_future(request.cancel.wait()) if request.cancel is not None else None
+        )
+        try:
+            while True:
+                chunk = await _next_chunk(chunks, cancelled)
+                if chunk is _CANCELLED:
+                    yield Delta(finish=FinishReason.CANCELLED)
+                    return
+                if chunk is None:
+                    # No finish_reason: the stream was cut (the openai client cannot
+                    # tell a [DONE] from a closed body). The text is incomplete, and
+                    # "raise max_tokens" would be the wrong advice, so it is an error.
+                    raise ModelError(
+                        f"the stream from {self.base_url} ended before the model finished "
+                        "(no finish_reason); the server may have stopped or crashed, "
+                        "see its log"
+                    )
+                choice = chunk.choices[0] if chunk.choices else None
+                if choice is None:
+                    continue  # a usage chunk
+                wire = getattr(choice, "delta", None)
+                pieces = normaliser.feed(
+                    getattr(wire, "content", None) or "", _reasoning_field(wire)
+                )
+                if choice.finish_reason is not None:
+                    pieces += normaliser.finish(choice.finish_reason)
+                for delta in _deltas(pieces):
+                    reasoning_chars += len(delta.reasoning)
+                    yield delta
+                if choice.finish_reason is not None:
+                    yield _finish(choice.finish_reason, request.max_tokens)
+                    return
+                if budget and _tokens(reasoning_chars + normaliser.unknown_chars) > budget:
+                    for delta in _deltas(normaliser.finish("length")):
+                        yield delta
+                    yield Delta(
+                        finish=FinishReason.LENGTH,
+                        detail=f"the reasoning budget of {budget} tokens ran out before the answer",
+                    )
+                    return
+        except (openai.OpenAIError, json.JSONDecodeError) as exc:
+            raise self._error(exc, streaming=True) from None
+        finally:
+            # Runs on aclose() and on task cancellation too: the server stops generating.
+            if cancelled is not None:
+                cancelled.cancel()
+            await chunks.close()
+
+    def _arguments(self, request: ChatRequest) -> dict:
+        arguments = dict(
+            model=self.model,
+            # As given: R1 wants no system prompt, the caller puts instructions in the user turn.
+            messages=[{"role": m.role, "content": m.content} for m in request.messages],
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            stream=True,
+        )
+        if request.stop:
+            arguments["stop"] = list(request.stop)
+        if request.reasoning == "off" and self.preset == "ollama":
+            # Ollama's /v1 skips thinking on `reasoning_effort: "none"`. Other servers
+            # either have no per-request switch for R1 or may reject the value (vLLM
+            # validates it), so they get nothing and the content is read as answer.
+            arguments["extra_body"] = {"reasoning_effort": "none"}
+        return arguments
+
+    # -- errors ----------------------------------------------------------------------
+
+    def _error(self, exc: Exception, streaming: bool = False) -> ModelError:
+        """A ModelError saying what happened and what to try; never with the key."""
+        url = self.base_url
+        if isinstance(exc, openai.APITimeoutError):
+            message = (
+                f"no answer from {url} within {self.timeout:g} s; the model may still be "
+                "loading or the machine is busy. Raise `request_timeout` "
+                "(DS_LSP_REQUEST_TIMEOUT) if it is just slow"
+            )
+        elif isinstance(exc, openai.APIConnectionError):
+            if streaming:
+                message = (
+                    f"the connection to {url} broke off mid-stream; the server may have "
+                    "crashed or run out of memory, see its log"
+                )
+            else:
+                message = f"no model server at {url} — {self._start_hint()}"
+        elif isinstance(exc, openai.APIStatusError):
+            message = self._status_message(exc)
+        elif isinstance(exc, openai.APIError):  # an error event inside the stream
+            message = f"the server at {url} reported an error: {_server_text(exc)}"
+        elif isinstance(exc, json.JSONDecodeError):
+            message = (
+                f"the server at {url} sent a malformed stream (an event that is not JSON); "
+                "is it an OpenAI-compatible endpoint (the URL usually ends in /v1)?"
+            )
+        else:
+            message = f"the request to {url} failed: {type(exc).__name__}"
+        log.debug("model request failed: %s", type(exc).__name__)
+        return ModelError(self._redact(message))
+
+    def _status_message(self, exc: openai.APIStatusError) -> str:
+        url, status, said = self.base_url, exc.status_code, _server_text(exc)
+        if status in (401, 403):
+            if self._has_key:
+                return (
+                    f"the server at {url} refused the API key (HTTP {status}); check DS_LSP_API_KEY"
+                )
+            return f"the server at {url} needs an API key (HTTP {status}); set DS_LSP_API_KEY"
+        if status == 404:
+            if self.preset == "ollama":
+                fix = f"run `ollama pull {self.model}`, or pick one `ollama list` shows"
+            else:
+                fix = f"pick one of the models listed at {url}/models (`ds-lsp doctor` shows them)"
+            return (
+                f"model {self.model!r} not found at {url} (HTTP 404: {said}); {fix}. "
+                "If the model is there, check the URL: it usually ends in /v1"
+            )
+        if status == 429:
+            return f"the server at {url} is rate limiting (HTTP 429: {said}); wait and retry"
+        if status >= 500:
+            return f"the model server at {url} failed (HTTP {status}: {said}); see its log"
+        return f"the server at {url} rejected the request (HTTP {status}: {said})"
+
+    def _start_hint(self) -> str:
+        if self.preset:
+            return PRESETS[self.preset].start_hint
+        return "is the server running, and is the URL right?"
+
+    def _redact(self, text: str) -> str:
+        return self._redact_pattern.sub("<api key>", text) if self._redact_pattern else text
+
+
+def _server_text(exc: openai.APIError) -> str:
+    """The server's own words about an error, shortened."""
+    body = exc.body
+    if isinstance(body, dict):
+        text = body.get("message") or body.get("error") or json.dumps(body)
+    elif body:
+        text = body if isinstance(body, str) else json.dumps(body)
+    else:
+        text = exc.message
+    text = " ".join(str(text).split())
+    if len(text) > _SERVER_MESSAGE_LIMIT:
+        text = text[: _SERVER_MESSAGE_LIMIT - 3] + "..."
+    return text or "no message"
+
+
+_CANCELLED = object()
+
+
+async def _next_chunk(chunks: openai.AsyncStream, cancelled: asyncio.Future | None):
+    """The next chunk, None at the end of the stream, or _CANCELLED once `cancelled` is done."""
+    if cancelled is None:
+        return await anext(chunks, None)
+    if cancelled.done():
+        return _CANCELLED
+    reading = asyncio.ensure_future(anext(chunks, None))
+    try:
+        await asyncio.wait({reading, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not reading.done():
+            reading.cancel()  # interrupts the read; the caller then closes the stream
+    if not reading.done():
+        await asyncio.wait({reading})  # let the cancelled read unwind before closing
+    if reading.cancelled() or (cancelled.done() and reading.exception() is not None):
+        return _CANCELLED  # a read broken off by the cancel is no error
+    return reading.result()
+
+
+def _tokens(chars: int) -> int:
+    """Tokens in that much text, roughly. Servers send one to a few tokens per chunk
+    (vLLM and SGLang batch them), so counting chunks would be wrong both ways;
+    about 4 characters a token holds for English prose and code."""
+    return math.ceil(chars / _CHARS_PER_TOKEN)
+
+
+def _finish(reason: str, max_tokens: int) -> Delta:
+    if reason == "stop":
+        return Delta(finish=FinishReason.STOP)
+    if reason == "length":
+        return Delta(
+            finish=FinishReason.LENGTH,
+            detail=f"the model reached max_tokens ({max_tokens}) before it finished",
+        )
+    return Delta(finish=FinishReason.ERROR, detail=f"the server ended the stream with {reason!r}")
+
+
+def _deltas(pieces: list[tuple[str, str]]) -> list[Delta]:
+    return [
+        Delta(reasoning=text) if kind == "reasoning" else Delta(content=text)
+        for kind, text in pieces
+        if text
+    ]
+
+
+Piece = tuple[str, str]  # ("reasoning" | "answer", text), as ReasoningSplitter gives them
+
+
+class _Normaliser:
+    """Turns each chunk's `content` and reasoning field into reasoning and answer pieces.
+
+    Where the reasoning comes:
+    - In a field (`reasoning_content`, `reasoning`, `thinking`): the field is
+      reasoning and the content is answer from its first character, so a short
+      tagless answer ("a + b") stays an answer. The content still goes through
+      a splitter (open=False) for stray tags. A leading `<think>` block in it
+      either repeats the field (llama.cpp's deepseek-legacy: dropped) or was a
+      router's stray tag, in which case what follows the tag is the answer,
+      verbatim. Which one is settled when the block closes or the stream ends:
+      a repeat begins like the field's reasoning.
+    - Inline in the content, no field: the text may start inside the reasoning
+      (the template prefilled `<think>`) or be a plain answer (reasoning turned
+      off server side). Until we know, the content is held back. It is
+      reasoning once a `</think>` or a leading `<think>` shows (then it streams
+      live); it is answer once a reasoning field appears. At the end, still
+      unknown: finish_reason "stop" means it was a plain answer, anything else
+      (cut off at max tokens or by the budget, aborted) means unfinished
+      reasoning. (A plain answer with "</think>" in its code cannot be told
+      from prefilled reasoning; that needs reasoning "off".)
+    - Reasoning "off" in the request: the content is answer from the start.
+    """
+
+    def __init__(self, reasoning_on: bool) -> None:
+        # open=True: strips special tokens and tags, trims like inline reasoning.
+        self._field = ReasoningSplitter(open=True)
+        self._field_text: list[str] = []
+        self._content = ReasoningSplitter(open=reasoning_on)
+        self._raw_content: list[str] = []
+        self._content_shown = False  # pieces from the content were passed on
+        self._unknown = reasoning_on  # inline reasoning or plain answer: not known yet
+        self._held: list[Piece] = []  # content pieces kept back while unknown
+        self._tagged: list[str] = []  # content inside tags, beside a reasoning field
+        self._tagged_settled = False
+        self._answer_started = False
+        self._blank_lines: list[str] = []  # held start of an answer beside a field
+        self._finished = False
+
+    @property
+    def unknown_chars(self) -> int:
+        """Characters held back while it is unknown whether they are reasoning."""
+        return sum(len(text) for _, text in self._held)
+
+    @property
+    def _field_seen(self) -> bool:
+        return bool(self._field_text)
+
+    def feed(self, content: str, reasoning: str) -> list[Piece]:
+        """One chunk: its `content` and its reasoning field (either may be empty)."""
+        pieces: list[Piece] = []
+        if reasoning:
+            first = not self._field_seen
+            self._field_text.append(reasoning)
+            if first and not self._content_shown:
+                # The server reasons in a field: read the content so far again, as answer.
+                self._unknown = False
+                self._held = []
+                self._content = ReasoningSplitter(open=False)
+                pieces += self._route(self._content.feed("".join(self._raw_content)))
+            pieces += [("reasoning", text) for _, text in self._field.feed(reasoning)]
+        if content:
+            self._raw_content.append(content)
+            routed = self._route(self._content.feed(content))
+            if self._unknown and (self._content.closed or self._content.saw_open_tag):
+                # Inline reasoning after all: release what was held, in order.
+                self._unknown = False
+                routed = self._held + routed
+                self._held = []
+            pieces += routed
+        return pieces + self._settle_tagged(at_end=False)
+
+    def finish(self, finish_reason: str) -> list[Piece]:
+        if self._finished:
+            return []
+        self._finished = True
+        pieces = [("reasoning", text) for _, text in self._field.finish()]
+        pieces += self._route(self._content.finish())
+        if self._unknown:
+            if finish_reason == "stop":
+                _, answer = split_reasoning("".join(self._raw_content), open=False)
+                pieces.append(("answer", answer))
+            else:
+                pieces += self._held
+        return pieces + self._settle_tagged(at_end=True)
+
+    def _route(self, pieces: list[Piece]) -> list[Piece]:
+        routed: list[Piece] = []
+        for kind, text in pieces:
+            if kind == "answer":
+                routed += self._answer(text)
+            elif self._field_seen and not self._tagged_settled:
+                self._tagged.append(text)
+            elif self._unknown:
+                self._held.append((kind, text))
+            else:
+                routed.append((kind, text))
+        self._content_shown = self._content_shown or bool(routed)
+        return routed
+
+    def _settle_tagged(self, at_end: bool) -> list[Piece]:
+        """Content in tags beside a reasoning field: a repeat of it, or an answer after a
+        stray `<think>`? Settled once the block closes or the stream ends."""
+        if self._tagged_settled or not self._tagged or not (self._content.closed or at_end):
+            return []
+        self._tagged_settled = True
+        if _repeats("".join(self._tagged), "".join(self._field_text)):
+            return []
+        # A stray tag: what followed it is the answer, tag-like text and all.
+        after_tag = "".join(self._raw_content).lstrip().removeprefix(OPEN_TAG)
+        self._content = ReasoningSplitter(open=False)
+        pieces = self._content.feed(after_tag)
+        if at_end:
+            pieces += self._content.finish()
+        return self._route(pieces)
+
+    def _answer(self, text: str) -> list[Piece]:
+        """The answer, without the blank lines a server leaves after a `</think>` it removed."""
+        if self._answer_started or not self._field_seen:
+            self._answer_started = True
+            return [("answer", text)]
+        self._blank_lines.append(text)
+        text = "".join(self._blank_lines)
+        if not text.strip():
+            return []
+        self._answer_started = True
+        visible = len(text) - len(text.lstrip())
+        return [("answer", text[text.rfind("\n", 0, visible) + 1 :])]
+
+
+def _reasoning_field(delta) -> str:
+    """The reasoning text of a delta, from whichever non-standard field the server uses."""
+    extra = getattr(delta, "model_extra", None) or {}
+    for name in _REASONING_FIELDS:
+        value = extra.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def _repeats(text: str, reasoning: str) -> bool:
+    """Whether `text` begins as `reasoning` does, whitespace aside. (Only the start: the
+    content and the field of one stream may be a chunk apart.)"""
+    text, reasoning = "".join(text.split()), "".join(reasoning.split())
+    length = min(len(text), len(reasoning), 64)
+    return length > 0 and text[:length] == reasoning[:length]

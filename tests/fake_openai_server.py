@@ -1,0 +1,395 @@
+"""A local OpenAI-compatible model server that streams scripted replies.
+
+It stands in for Ollama, LM Studio, llama.cpp's server, vLLM, SGLang and the
+DeepSeek API: each `Reply` says what to answer and in which of their wire
+formats (see /work/shared/notes/reasoning-formats.md), how to chunk it, and
+how to misbehave (HTTP errors, broken SSE, hangs, dropped connections).
+
+The server is aiohttp on 127.0.0.1 with a free port, in a background thread
+with its own event loop, so in-process async tests and subprocesses (the CLI,
+an editor) can all talk to it. As a pytest plugin this module provides the
+`fake_openai` fixture: one server per test session, reset before each test.
+
+Run it by hand for editor tests:
+    python -m tests.fake_openai_server --port 8765 --reply 'print("hi")'
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import itertools
+import json
+import math
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pytest
+from aiohttp import web
+
+WireFormat = Literal[
+    "reasoning_content",  # DeepSeek API, llama.cpp --reasoning-format deepseek, LM Studio, old vLLM
+    "reasoning",  # Ollama /v1, newer vLLM and LM Studio: `reasoning`, content "" meanwhile
+    "inline",  # "<think>R</think>A" in content
+    "inline_prefilled",  # "R</think>A": the template prefilled "<think>"
+    "legacy_both",  # llama.cpp deepseek-legacy: tags in content AND reasoning_content
+    "router_stray",  # reasoning_content, plus a stray tag (`stray`) in the content
+    "none",  # no reasoning at all, content is the answer
+]
+
+DEFAULT_MODELS = ("deepseek-r1:1.5b", "deepseek-r1:7b")
+
+# The error bodies real servers send, in OpenAI's shape.
+_ERRORS: dict[int, tuple[str, str, str | None]] = {
+    400: ("Bad request.", "invalid_request_error", None),
+    401: ("Incorrect API key provided: {key}.", "invalid_request_error", "invalid_api_key"),
+    403: ("You are not allowed to use this model.", "invalid_request_error", None),
+    404: ("The model `{model}` does not exist.", "invalid_request_error", "model_not_found"),
+    429: ("Rate limit reached for requests.", "requests", "rate_limit_exceeded"),
+    500: ("The server had an error while processing your request.", "server_error", None),
+    503: ("The server is overloaded, please try again later.", "server_error", None),
+}
+
+
+@dataclass
+class Reply:
+    """One scripted answer to a chat completion request."""
+
+    reasoning: str = ""
+    content: str = ""
+    format: WireFormat = "reasoning_content"
+    # Characters of text per SSE chunk; small, so tags get split across chunks.
+    chunk_size: int = 3
+    # Seconds to wait before each chunk after the first (slow streams).
+    delay: float = 0.0
+    # None: end the stream (with [DONE]) without ever sending a finish_reason.
+    finish_reason: str | None = "stop"
+    # Not 200: answer with this status and `error_body` (default: OpenAI's error shape).
+    status: int = 200
+    error_body: Any = None
+    # Send `data: {not json` after the first chunk.
+    malformed: bool = False
+    # Counted in SSE chunks sent, the first (role) chunk included.
+    hang_after: int | None = None  # then send nothing more, keep the connection open
+    drop_after: int | None = None  # then close the connection mid-stream
+    usage: bool = False  # send a usage chunk after the finish chunk
+    # The stray tag of "router_stray", sent in the content of the first chunk.
+    stray: str = "<think>\n"
+    # False: the reasoning block never closes (cut off); tagged formats leave out "</think>".
+    closed: bool = True
+
+
+@dataclass
+class _Served:
+    """What happened to one request, for tests to inspect."""
+
+    disconnected: threading.Event = field(default_factory=threading.Event)
+
+
+class FakeOpenAIServer:
+    """An OpenAI-compatible server in a background thread. Thread-safe to script."""
+
+    def __init__(self, default_reply: Reply | None = None, models=DEFAULT_MODELS) -> None:
+        self.default_reply = default_reply or Reply(
+            reasoning="The user wants a greeting.", content="Hello from the fake model."
+        )
+        self.models: list[str] = list(models)
+        self.requests: list[dict] = []  # JSON bodies of chat completion requests
+        self.headers: list[dict[str, str]] = []  # their headers, Authorization left out
+        self.auth_headers: list[str | None] = []  # their Authorization headers
+        self._replies: collections.deque[Reply] = collections.deque()
+        self._served: list[_Served] = []
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self.port: int | None = None
+
+    # -- scripting, from the test's thread ------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def enqueue(self, *replies: Reply) -> None:
+        """Answer the next requests with these replies, in order."""
+        with self._lock:
+            self._replies.extend(replies)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._replies.clear()
+            self.requests.clear()
+            self.headers.clear()
+            self.auth_headers.clear()
+            self._served.clear()
+            self.models = list(DEFAULT_MODELS)
+
+    async def wait_for_disconnect(self, request_index: int = -1, timeout: float = 5.0) -> bool:
+        """Whether the client of that request closed the connection before the stream ended."""
+        deadline = time.monotonic() + timeout
+        while not self._served and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        if not self._served:
+            return False
+        served = self._served[request_index]
+        return await asyncio.to_thread(served.disconnected.wait, timeout)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self, port: int = 0) -> FakeOpenAIServer:
+        started = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            self._loop.run_until_complete(self._start(port))
+            started.set()
+            self._loop.run_forever()
+            self._loop.run_until_complete(self._runner.cleanup())
+            self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="fake-openai-server", daemon=True)
+        self._thread.start()
+        started.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+    async def _start(self, port: int) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat_completions)
+        app.router.add_get("/v1/models", self._list_models)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    # -- handlers, on the server's loop -------------------------------------------
+
+    async def _list_models(self, request: web.Request) -> web.Response:
+        created = int(time.time())
+        data = [
+            {"id": model, "object": "model", "created": created, "owned_by": "fake"}
+            for model in self.models
+        ]
+        return web.json_response({"object": "list", "data": data})
+
+    async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        with self._lock:
+            reply = self._replies.popleft() if self._replies else self.default_reply
+            self.requests.append(body)
+            self.auth_headers.append(request.headers.get("Authorization"))
+            self.headers.append(
+                {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
+            )
+            served = _Served()
+            self._served.append(served)
+        model = body.get("model", "")
+        if reply.status != 200:
+            return self._error(reply, request, model)
+        if not body.get("stream"):
+            return web.json_response(_completion(reply, model))
+        return await self._stream(reply, request, model, served)
+
+    def _error(self, reply: Reply, request: web.Request, model: str) -> web.Response:
+        if reply.error_body is not None:
+            if isinstance(reply.error_body, str):
+                return web.Response(status=reply.status, text=reply.error_body)
+            return web.json_response(reply.error_body, status=reply.status)
+        message, kind, code = _ERRORS.get(reply.status, ("Error.", "server_error", None))
+        # Echo the key whole, as a careless server might: the client must hide it.
+        key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        message = message.format(key=key, model=model)
+        error = {"message": message, "type": kind, "param": None, "code": code}
+        return web.json_response({"error": error}, status=reply.status)
+
+    async def _stream(
+        self, reply: Reply, request: web.Request, model: str, served: _Served
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        completion_id = f"chatcmpl-{len(self.requests)}"
+        created = int(time.time())
+
+        def event(delta: dict | None, finish: str | None = None, usage=None) -> bytes:
+            chunk = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "system_fingerprint": "fake",
+                "choices": []
+                if delta is None
+                else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            }
+            if usage is not None:
+                chunk["usage"] = usage
+            return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
+
+        events = [event(delta) for delta in _deltas(reply)]
+        if reply.malformed:
+            events.insert(1, b"data: {not json\n\n")
+        if reply.finish_reason is not None:
+            events.append(event({}, reply.finish_reason))
+        if reply.usage:
+            tokens = math.ceil(len(reply.reasoning + reply.content) / 4)
+            usage = {"prompt_tokens": 10, "completion_tokens": tokens, "total_tokens": tokens + 10}
+            events.append(event(None, usage=usage))
+        events.append(b"data: [DONE]\n\n")
+
+        for sent, data in enumerate(events):
+            if sent == reply.hang_after:
+                await _wait_for_disconnect(request, served, math.inf)
+                return response
+            if sent == reply.drop_after:
+                request.transport.close()
+                return response
+            if (
+                sent
+                and reply.delay
+                and not await _wait_for_disconnect(request, served, reply.delay)
+            ):
+                return response
+            try:
+                await response.write(data)
+            except ConnectionError:
+                served.disconnected.set()
+                return response
+        await response.write_eof()
+        return response
+
+
+async def _wait_for_disconnect(request: web.Request, served: _Served, seconds: float) -> bool:
+    """Sleep up to `seconds`; False (and noted) as soon as the client goes away."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if request.transport is None or request.transport.is_closing():
+            served.disconnected.set()
+            return False
+        await asyncio.sleep(min(0.01, seconds))
+    return True
+
+
+def _pieces(text: str, size: int) -> list[str]:
+    size = max(1, size)
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def _deltas(reply: Reply) -> Iterator[dict]:
+    """The `delta` of each SSE chunk, the role chunk first, as each server family sends them."""
+    size = reply.chunk_size
+    close = "</think>" if reply.closed else ""
+    yield {"role": "assistant", "content": ""}
+    if reply.format == "reasoning_content":
+        for piece in _pieces(reply.reasoning, size):
+            yield {"content": None, "reasoning_content": piece}
+        for piece in _pieces(reply.content, size):
+            yield {"content": piece, "reasoning_content": None}
+    elif reply.format == "reasoning":
+        for piece in _pieces(reply.reasoning, size):
+            yield {"role": "assistant", "content": "", "reasoning": piece}
+        for piece in _pieces(reply.content, size):
+            yield {"role": "assistant", "content": piece}
+    elif reply.format in ("inline", "inline_prefilled", "none"):
+        text = {
+            "inline": f"<think>{reply.reasoning}{close}{reply.content}",
+            "inline_prefilled": f"{reply.reasoning}{close}{reply.content}",
+            "none": reply.content,
+        }[reply.format]
+        for piece in _pieces(text, size):
+            yield {"content": piece}
+    elif reply.format == "legacy_both":
+        # The tagged reasoning goes in content while the bare one goes in its field.
+        tagged = _pieces(f"<think>{reply.reasoning}{close}", size)
+        bare = _pieces(reply.reasoning, size)
+        for content, reasoning in itertools.zip_longest(tagged, bare):
+            yield {"content": content, "reasoning_content": reasoning}
+        for piece in _pieces(reply.content, size):
+            yield {"content": piece, "reasoning_content": None}
+    elif reply.format == "router_stray":
+        yield {"content": reply.stray}
+        for piece in _pieces(reply.reasoning, size):
+            yield {"content": None, "reasoning_content": piece}
+        for piece in _pieces(reply.content, size):
+            yield {"content": piece, "reasoning_content": None}
+    else:
+        raise ValueError(f"unknown wire format {reply.format!r}")
+
+
+def _completion(reply: Reply, model: str) -> dict:
+    """A whole (non-streamed) chat.completion for the reply."""
+    message: dict[str, Any] = {"role": "assistant", "content": ""}
+    for delta in _deltas(reply):
+        for key in ("content", "reasoning_content", "reasoning"):
+            if delta.get(key):
+                message[key] = message.get(key, "") + delta[key]
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+    }
+
+
+# -- pytest plugin -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _fake_openai_session() -> Iterator[FakeOpenAIServer]:
+    server = FakeOpenAIServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_openai(_fake_openai_session: FakeOpenAIServer) -> FakeOpenAIServer:
+    """The fake server, with no replies queued and no requests recorded."""
+    _fake_openai_session.reset()
+    return _fake_openai_session
+
+
+# -- by hand -----------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve scripted R1-style replies over HTTP.")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--reply", default="Hello from the fake model.", help="the answer")
+    parser.add_argument("--reasoning", default="Let me think about this request.")
+    parser.add_argument("--format", default="reasoning_content", choices=WireFormat.__args__)
+    parser.add_argument("--delay", type=float, default=0.02, help="seconds between chunks")
+    parser.add_argument("--chunk-size", type=int, default=4)
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="ids /v1/models lists")
+    args = parser.parse_args()
+    reply = Reply(
+        reasoning=args.reasoning,
+        content=args.reply,
+        format=args.format,
+        delay=args.delay,
+        chunk_size=args.chunk_size,
+    )
+    server = FakeOpenAIServer(default_reply=reply, models=args.models.split(",")).start(args.port)
+    print(f"fake OpenAI-compatible server at {server.base_url} (Ctrl-C stops it)", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
