@@ -79,14 +79,21 @@ async def check_backend(settings: Settings) -> Check:
     from ds_lsp.backends import make_backend
     from ds_lsp.backends.base import ModelError
 
+    if settings.backend == "openai":
+        fix = (
+            "start the model server, or point DS_LSP_BASE_URL / --base-url (and DS_LSP_MODEL) "
+            "at the one you run; the README lists the commands per server"
+        )
+    else:
+        fix = "download the model again (`ds-lsp models pull`) or pick another GGUF"
     try:
         backend = make_backend(settings)
     except ModelError as exc:
-        return Check("backend", False, str(exc), "see the message above")
+        return Check("backend", False, str(exc), fix)
     try:
         return Check("backend", True, await backend.check())
     except ModelError as exc:
-        return Check("backend", False, str(exc), "see the message above")
+        return Check("backend", False, str(exc), fix)
     finally:
         await backend.aclose()
 
