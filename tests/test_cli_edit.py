@@ -271,8 +271,8 @@ def test_a_missing_file_is_a_usage_error(tmp_path, fake_openai):
 
 
 @pytest.mark.llama
-def test_the_embedded_backend_runs_for_real_and_refuses_noise(sample, tiny_gguf_path):
-    """The tiny random model answers noise: the edit is refused, the file kept."""
+def test_the_embedded_backend_runs_for_real_and_refuses_prose(sample, tiny_gguf_path):
+    """The tiny model answers prose ("Hello from a tiny model!"): refused, the file kept."""
     env = env_for("unused", DS_LSP_BACKEND="llama_cpp", DS_LSP_MODEL_PATH=str(tiny_gguf_path))
     env["DS_LSP_MAX_TOKENS"] = "48"
 

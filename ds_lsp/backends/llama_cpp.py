@@ -1,0 +1,449 @@
+"""In-process generation with llama-cpp-python.
+
+One `Llama` per backend, used only from the backend's own worker thread (a
+`Llama` is not thread-safe), so requests run one after another and the event
+loop never waits on the model: tokens are handed to the loop as they come.
+
+The prompt is the GGUF's own chat template, then the start of the answer is
+forced, as DeepSeek advises: `<think>\\n` so the model reasons, or an empty
+`<think>\\n\\n</think>\\n\\n` to skip the reasoning. Prompts are built the same
+way every time, so llama-cpp-python's reuse of the longest common token prefix
+with the previous request (its KV cache) makes follow-up requests cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import ctypes
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import llama_cpp
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+from ds_lsp.backends.base import ChatRequest, Delta, FinishReason, ModelError
+from ds_lsp.reasoning import ReasoningSplitter
+
+log = logging.getLogger(__name__)
+
+# llama-cpp-python 0.3.x reads ggml's log levels with an outdated table: with
+# verbose=False llama.cpp's warnings still reach stderr (the editor's log) and
+# its errors are dropped. Route llama.cpp's log into ours instead, at debug
+# level, and keep the errors of a failed load for the message to the user.
+_native_log = logging.getLogger(f"{__name__}.native")
+_GGML_LOG_LEVEL_ERROR = 4
+_native_errors: list[str] = []  # llama.cpp's error lines since the last load began
+
+
+@llama_cpp.llama_log_callback
+def _route_native_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    line = text.decode("utf-8", errors="replace").strip()
+    if not line:
+        return
+    if level == _GGML_LOG_LEVEL_ERROR:
+        _native_errors.append(line)
+    _native_log.debug("%s", line)
+
+
+llama_cpp.llama_log_set(_route_native_log, ctypes.c_void_p(0))
+
+THINK_OPEN = "<think>\n"
+# Ends the reasoning when its budget runs out, and (after THINK_OPEN) skips it.
+THINK_CLOSE = "\n</think>\n\n"
+
+# Used only when a GGUF carries no chat template: R1's format, reasoning of
+# earlier assistant turns dropped as the original template does.
+R1_FALLBACK_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% if message['role'] == 'user' %}{{ '<｜User｜>' + message['content'] }}"
+    "{% else %}{{ '<｜Assistant｜>' + message['content'].split('</think>')[-1]"
+    " + '<｜end▁of▁sentence｜>' }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<｜Assistant｜>' }}{% endif %}"
+)
+
+
+@dataclass
+class Usage:
+    """Token counts of the current (or last) request, updated as it runs."""
+
+    prompt_tokens: int = 0
+    # Prompt tokens llama.cpp actually evaluated; the rest came from the KV
+    # cache of the previous request. Read from llama.cpp's own counters.
+    prompt_tokens_evaluated: int = 0
+    generated_tokens: int = 0
+
+
+class _AnswerStop:
+    """Cuts the answer at the first stop string, as the answer streams.
+
+    Stop strings apply to the answer only: reasoning often quotes code, and a
+    stop string such as a closing fence there must not end the generation.
+    """
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self._stops = [stop for stop in stops if stop]
+        self._held = ""
+
+    def feed(self, text: str) -> tuple[str, str | None]:
+        """Return the text that is certainly answer, and the stop string found, if any."""
+        text = self._held + text
+        self._held = ""
+        found = [(text.find(stop), stop) for stop in self._stops if stop in text]
+        if found:
+            index, stop = min(found)
+            return text[:index], stop
+        # Hold back the longest ending that could still grow into a stop string.
+        held = 0
+        for stop in self._stops:
+            for length in range(min(len(stop) - 1, len(text)), held, -1):
+                if text.endswith(stop[:length]):
+                    held = length
+                    break
+        self._held = text[len(text) - held :]
+        return text[: len(text) - held], None
+
+    def finish(self) -> str:
+        held, self._held = self._held, ""
+        return held
+
+
+class LlamaCppBackend:
+    """A GGUF model run in this process by llama-cpp-python."""
+
+    def __init__(
+        self,
+        model_path: str,
+        n_ctx: int = 8192,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+        chat_template: str | None = None,
+    ) -> None:
+        path = Path(model_path).expanduser()
+        if not path.is_file():
+            raise ModelError(
+                f"no GGUF model at {path}: run `ds-lsp models pull` to download the default "
+                "model, or set DS_LSP_MODEL_PATH / --model-path to a GGUF file"
+            )
+        self.model_path = path
+        self.name = f"llama_cpp ({path})"
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.n_gpu_layers = n_gpu_layers
+        self.last_usage = Usage()
+        self._chat_template = chat_template
+        self._llm: llama_cpp.Llama | None = None
+        self._formatter: Jinja2ChatFormatter | None = None
+        self._bos_tokens: list[int] = []
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ds-lsp-llama")
+        self._running: set[threading.Event] = set()  # stop flags of running generations
+        self._closed = False
+
+    # -- public API ---------------------------------------------------------
+
+    async def load(self) -> None:
+        """Load the model now rather than on the first request."""
+        await self._in_worker(self._load)
+
+    async def check(self) -> str:
+        """Load the model and describe it (for `ds-lsp doctor`)."""
+        llm = await self._in_worker(self._load)
+        arch = llm.metadata.get("general.architecture", "unknown architecture")
+        return (
+            f"loaded {self.model_path.name} ({arch}, context {llm.n_ctx()} tokens, "
+            f"{llm.n_threads} threads, {self.n_gpu_layers} GPU layers)"
+        )
+
+    async def render_prompt(self, request: ChatRequest) -> str:
+        """The prompt text the model sees for `request` (chat template + forced start)."""
+        await self.load()
+        return self._render(request)
+
+    async def prompt_tokens(self, request: ChatRequest) -> list[int]:
+        """The prompt tokens the model sees for `request`."""
+        return await self._in_worker(lambda: self._tokenize_prompt(request))
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Delta]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Delta | BaseException] = asyncio.Queue()
+        stop = threading.Event()
+
+        def hand_over(item: Delta | BaseException) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                stop.set()
+
+        self._running.add(stop)
+        try:
+            self._submit(self._generate, request, stop, hand_over)
+            while True:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if item.finish is not None:
+                    return
+        finally:
+            # Closed early or cancelled: the worker stops at its next token.
+            stop.set()
+            self._running.discard(stop)
+
+    async def aclose(self) -> None:
+        """Stop running generations, free the model and end the worker thread."""
+        if self._closed:
+            return
+        self._closed = True
+        for stop in list(self._running):
+            stop.set()
+        await asyncio.get_running_loop().run_in_executor(self._worker, self._free)
+        self._worker.shutdown(wait=False)
+
+    # -- worker thread --------------------------------------------------------
+
+    def _submit(self, function: Callable, *args) -> None:
+        if self._closed:
+            raise ModelError(f"{self.name} is closed")
+        self._worker.submit(function, *args)
+
+    async def _in_worker(self, function: Callable):
+        if self._closed:
+            raise ModelError(f"{self.name} is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._worker, function)
+
+    def _load(self) -> llama_cpp.Llama:
+        if self._llm is not None:
+            return self._llm
+        _native_errors.clear()
+        try:
+            llm = llama_cpp.Llama(
+                model_path=str(self.model_path),
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads,
+                n_gpu_layers=self.n_gpu_layers,
+                verbose=False,  # llama.cpp's load chatter would flood the editor's log
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            reason = _native_errors[0] if _native_errors else str(exc)
+            raise ModelError(
+                f"could not load the GGUF model {self.model_path} ({reason}); the file may be "
+                "incomplete or not a GGUF: download it again (`ds-lsp models pull`) or point "
+                "DS_LSP_MODEL_PATH / --model-path at another file"
+            ) from exc
+        template = (
+            self._chat_template
+            or llm.metadata.get("tokenizer.chat_template")
+            or R1_FALLBACK_TEMPLATE
+        )
+        try:
+            self._formatter = Jinja2ChatFormatter(
+                template=template,
+                bos_token=_special_text(llm, llm.token_bos()),
+                eos_token=_special_text(llm, llm.token_eos()),
+                add_generation_prompt=True,
+            )
+        except Exception as exc:  # jinja2.TemplateError and friends
+            llm.close()
+            raise ModelError(f"the chat template of {self.model_path} is broken: {exc}") from exc
+        # [BOS] when the vocabulary wants one in front of every prompt, else [].
+        self._bos_tokens = llm.tokenize(b"", add_bos=True, special=True)
+        self._llm = llm
+        log.info("loaded %s", self.model_path)
+        return llm
+
+    def _free(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None
+
+    def _render(self, request: ChatRequest) -> str:
+        assert self._formatter is not None
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        try:
+            prompt = self._formatter(messages=messages).prompt
+        except Exception as exc:  # the template's raise_exception(), or a jinja2 error
+            raise ModelError(
+                f"the chat template of {self.model_path} rejected the conversation: {exc}"
+            ) from exc
+        # The later R1 template opens the reasoning itself; add it where it doesn't.
+        prompt = prompt.removesuffix(THINK_OPEN).removesuffix(THINK_OPEN.strip())
+        if request.reasoning == "off":
+            return prompt + THINK_OPEN + THINK_CLOSE  # "<think>\n\n</think>\n\n"
+        return prompt + THINK_OPEN
+
+    def _tokenize_prompt(self, request: ChatRequest) -> list[int]:
+        llm = self._load()
+        # special=True: "<｜User｜>" in the template is the special token, not text.
+        tokens = llm.tokenize(self._render(request).encode(), add_bos=False, special=True)
+        if self._bos_tokens and tokens[:1] != self._bos_tokens:
+            tokens = self._bos_tokens + tokens
+        return tokens
+
+    def _generate(
+        self,
+        request: ChatRequest,
+        stop: threading.Event,
+        hand_over: Callable[[Delta | BaseException], None],
+    ) -> None:
+        """Run one request start to finish; every outcome reaches `hand_over`."""
+        try:
+            _Generation(self, request, stop, hand_over).run()
+        except ModelError as exc:
+            hand_over(exc)
+        except Exception as exc:  # llama.cpp failed mid-way (decode error, ...)
+            log.exception("generation failed")
+            hand_over(ModelError(f"{self.name} failed while generating: {exc}"))
+
+
+class _Generation:
+    """One request in the worker thread: sample tokens, split, stop, hand over."""
+
+    def __init__(
+        self,
+        backend: LlamaCppBackend,
+        request: ChatRequest,
+        stop: threading.Event,
+        hand_over: Callable[[Delta | BaseException], None],
+    ) -> None:
+        self.backend = backend
+        self.request = request
+        self.stop = stop
+        self.hand_over = hand_over
+        self.splitter = ReasoningSplitter(open=request.reasoning == "on")
+        self.answer_stop = _AnswerStop(request.stop)
+        self.generated: list[int] = []
+        self.hit_stop_string = False
+        self.usage = Usage()
+        backend.last_usage = self.usage
+
+    def cancelled(self) -> bool:
+        # Reading an asyncio.Event from this thread is safe: is_set() reads a flag.
+        cancel = self.request.cancel
+        return self.stop.is_set() or (cancel is not None and cancel.is_set())
+
+    def run(self) -> None:
+        request = self.request
+        if self.cancelled():
+            self.hand_over(Delta(finish=FinishReason.CANCELLED))
+            return
+        llm = self.backend._load()
+        prompt = self.backend._tokenize_prompt(request)
+        n_ctx = llm.n_ctx()
+        if len(prompt) >= n_ctx:
+            raise ModelError(
+                f"the prompt is {len(prompt)} tokens, more than the model's context of {n_ctx}: "
+                "send less context or raise n_ctx"
+            )
+        self.usage.prompt_tokens = len(prompt)
+        budget = request.reasoning_budget if request.reasoning == "on" else None
+
+        finish, detail = self.sample(llm, prompt, budget, measure_prompt=True)
+        if finish is None:  # the reasoning budget ran out: close it, let the model answer
+            forced = f"the reasoning budget of {budget} tokens ran out; </think> was forced"
+            self.emit(self.splitter.feed(THINK_CLOSE))
+            continuation = prompt + self.generated
+            continuation += llm.tokenize(THINK_CLOSE.encode(), add_bos=False, special=True)
+            finish, detail = self.sample(llm, continuation, budget=None)
+            detail = f"{forced}; {detail}" if detail else forced
+
+        if finish is not FinishReason.CANCELLED and not self.hit_stop_string:
+            # Release what the splitter and the stop-string check still hold.
+            found = self.emit(self.splitter.finish())
+            rest = self.answer_stop.finish() if found is None else ""
+            if rest:
+                self.hand_over(Delta(content=rest))
+            if found is not None:
+                detail = f"stop string {found!r}"
+            elif not self.splitter.closed and request.reasoning == "on" and not detail:
+                detail = "the model stopped before its reasoning ended: no answer"
+        log.debug(
+            "prompt %d tokens (%d evaluated, the rest from the KV cache), generated %d: %s",
+            self.usage.prompt_tokens,
+            self.usage.prompt_tokens_evaluated,
+            self.usage.generated_tokens,
+            finish,
+        )
+        self.hand_over(Delta(finish=finish, detail=detail))
+
+    def sample(
+        self,
+        llm: llama_cpp.Llama,
+        prompt: list[int],
+        budget: int | None,
+        measure_prompt: bool = False,
+    ) -> tuple[FinishReason | None, str]:
+        """Generate after `prompt`; return (finish, detail), finish None when over budget."""
+        request = self.request
+        limit = min(request.max_tokens - len(self.generated), llm.n_ctx() - len(prompt))
+        if limit <= 0:
+            return FinishReason.LENGTH, self.length_detail(llm)
+        vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        decoded_before = _tokens_decoded(llm)
+        new_tokens = 0
+        # generate() reuses the KV cache for the prefix shared with the last call.
+        for token in llm.generate(prompt, temp=request.temperature, top_p=request.top_p):
+            if measure_prompt and new_tokens == 0:
+                # Nothing generated is decoded before the first token: this is all prompt.
+                self.usage.prompt_tokens_evaluated = _tokens_decoded(llm) - decoded_before
+            if self.cancelled():
+                return FinishReason.CANCELLED, ""
+            if llama_cpp.llama_vocab_is_eog(vocab, token):
+                break
+            self.generated.append(token)
+            self.usage.generated_tokens = len(self.generated)
+            new_tokens += 1
+            text = decoder.decode(llm.detokenize([token]))
+            found = self.emit(self.splitter.feed(text))
+            if found is not None:
+                self.hit_stop_string = True
+                return FinishReason.STOP, f"stop string {found!r}"
+            if new_tokens >= limit:
+                return FinishReason.LENGTH, self.length_detail(llm)
+            if budget and not self.splitter.closed and len(self.generated) >= budget:
+                self.emit(self.splitter.feed(decoder.decode(b"", final=True)))
+                return None, ""
+        self.emit(self.splitter.feed(decoder.decode(b"", final=True)))
+        return FinishReason.STOP, ""
+
+    def length_detail(self, llm: llama_cpp.Llama) -> str:
+        where = "the answer" if self.splitter.closed else "the reasoning"
+        if len(self.generated) >= self.request.max_tokens:
+            return f"max_tokens ({self.request.max_tokens}) reached during {where}"
+        return f"the context window ({llm.n_ctx()} tokens) is full, during {where}"
+
+    def emit(self, pieces: list[tuple[str, str]]) -> str | None:
+        """Hand pieces over as deltas; return the stop string if the answer hit one."""
+        for kind, text in pieces:
+            if kind == "reasoning":
+                self.hand_over(Delta(reasoning=text))
+                continue
+            answer, found = self.answer_stop.feed(text)
+            if answer:
+                self.hand_over(Delta(content=answer))
+            if found is not None:
+                return found
+        return None
+
+
+def _special_text(llm: llama_cpp.Llama, token: int) -> str:
+    """The text of a special token such as BOS ("" when the model has none)."""
+    return (
+        llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+        if token >= 0
+        else ""
+    )
+
+
+def _tokens_decoded(llm: llama_cpp.Llama) -> int:
+    """Tokens llama.cpp has decoded in this context (prompt batches + single tokens).
+
+    llama.cpp reports a count of 0 as 1, so the first difference taken in a
+    fresh context can be one short.
+    """
+    perf = llama_cpp.llama_perf_context(llm.ctx)
+    return perf.n_p_eval + perf.n_eval

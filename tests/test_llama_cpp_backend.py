@@ -1,0 +1,327 @@
+"""The in-process backend on a tiny real GGUF (see tests/tiny_gguf.py).
+
+The tiny model says a fixed script: `tiny_gguf_path` reasons "Okay, I should
+say hello.", closes `</think>` and answers "Hello from a tiny model!";
+`looping_gguf_path` reasons "Hmm, let me think again." forever. Both answer
+the same after "\\n\\n" (the reasoning-off prefill and a forced `</think>`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ds_lsp.backends.base import ChatRequest, FinishReason, Message, ModelError, collect
+from ds_lsp.backends.llama_cpp import LlamaCppBackend
+from tests.tiny_gguf import ANSWER, LOOPING_REASONING_STEP, REASONING
+
+pytestmark = pytest.mark.llama
+
+BOS, USER, ASSISTANT, THINK, NEWLINE = 151646, 151644, 151645, 151648, 198
+
+
+def ask(text: str = "Say hello.", **options) -> ChatRequest:
+    return ChatRequest(messages=[Message("user", text)], **options)
+
+
+def _backend(path) -> LlamaCppBackend:
+    return LlamaCppBackend(str(path), n_ctx=2048)
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_gguf_path):
+    backend = _backend(tiny_gguf_path)
+    yield backend
+    asyncio.run(backend.aclose())
+
+
+@pytest.fixture(scope="module")
+def looping(looping_gguf_path):
+    backend = _backend(looping_gguf_path)
+    yield backend
+    asyncio.run(backend.aclose())
+
+
+@pytest.fixture(scope="module")
+def later_template(later_template_gguf_path):
+    backend = _backend(later_template_gguf_path)
+    yield backend
+    asyncio.run(backend.aclose())
+
+
+@pytest.fixture(params=["original template", "later template"])
+def either_template(request, backend, later_template) -> LlamaCppBackend:
+    return backend if request.param == "original template" else later_template
+
+
+# -- the prompt ---------------------------------------------------------------
+
+
+async def test_prompt_is_the_chat_template_then_an_opened_think(either_template):
+    prompt = await either_template.render_prompt(ask("Write a haiku."))
+
+    assert prompt == "<｜begin▁of▁sentence｜><｜User｜>Write a haiku.<｜Assistant｜><think>\n"
+
+
+async def test_reasoning_off_prefills_an_empty_think_block(either_template):
+    request = ask("Write a haiku.", reasoning="off")
+    prompt = await either_template.render_prompt(request)
+    result = await collect(either_template.stream(request))
+
+    assert prompt.endswith("<｜Assistant｜><think>\n\n</think>\n\n")
+    assert prompt.count("<think>") == 1
+    assert (result.reasoning, result.answer, result.finish) == ("", ANSWER, FinishReason.STOP)
+
+
+async def test_earlier_turns_keep_only_their_answer(backend):
+    request = ChatRequest(
+        messages=[
+            Message("user", "Hi."),
+            Message("assistant", "<think>\nsecret\n</think>\n\nHello!"),
+            Message("user", "Again."),
+        ]
+    )
+    prompt = await backend.render_prompt(request)
+
+    assert "secret" not in prompt
+    assert "<｜Assistant｜>\n\nHello!<｜end▁of▁sentence｜><｜User｜>Again." in prompt
+
+
+async def test_special_tokens_are_tokenised_as_special_tokens(either_template):
+    tokens = await either_template.prompt_tokens(ask("hi"))
+
+    assert tokens[:2] == [BOS, USER]
+    assert tokens[-3:] == [ASSISTANT, THINK, NEWLINE]
+    assert len(tokens) == 6  # "hi" is one token; no special token was spelled out
+
+
+# -- streaming ------------------------------------------------------------------
+
+
+async def test_streams_reasoning_then_answer_without_tags(backend):
+    deltas = []
+    result = await collect(backend.stream(ask()), deltas.append)
+
+    assert result.reasoning == REASONING
+    assert result.answer == ANSWER
+    assert (result.finish, result.detail) == (FinishReason.STOP, "")
+    # Token by token: many pieces arrive before the final one.
+    assert len(deltas) > 10
+    assert [d.finish is not None for d in deltas] == [False] * (len(deltas) - 1) + [True]
+    assert all(d.reasoning for d in deltas[:7])
+    for delta in deltas:
+        assert "think>" not in delta.reasoning + delta.content
+
+
+async def test_stop_string_ends_the_answer(backend):
+    result = await collect(backend.stream(ask(stop=[" tiny"])))
+
+    assert result.answer == "Hello from a"
+    assert result.finish is FinishReason.STOP
+    assert "tiny" in result.detail
+
+
+async def test_stop_string_in_the_reasoning_does_not_stop(backend):
+    result = await collect(backend.stream(ask(stop=["should"])))
+
+    assert "should" in result.reasoning
+    assert result.answer == ANSWER
+
+
+async def test_max_tokens_cuts_off_with_length(looping):
+    result = await collect(looping.stream(ask(max_tokens=8)))
+
+    assert result.finish is FinishReason.LENGTH
+    assert "max_tokens" in result.detail
+    assert result.answer == ""
+    assert result.reasoning.startswith(LOOPING_REASONING_STEP)
+    assert looping.last_usage.generated_tokens == 8
+
+
+# -- reasoning budget -------------------------------------------------------------
+
+
+async def test_reasoning_budget_forces_the_end_of_reasoning(looping):
+    result = await collect(looping.stream(ask(reasoning_budget=5)))
+
+    assert result.reasoning == "Hmm, let me think"  # five tokens
+    assert result.answer == ANSWER
+    assert result.finish is FinishReason.STOP
+    assert "reasoning budget of 5 tokens" in result.detail
+    assert "</think>" in result.detail
+
+
+async def test_reasoning_within_budget_is_untouched(backend):
+    result = await collect(backend.stream(ask(reasoning_budget=50)))
+
+    assert (result.reasoning, result.answer, result.detail) == (REASONING, ANSWER, "")
+
+
+# -- cancellation -------------------------------------------------------------------
+
+
+async def test_cancel_stops_within_one_token(looping):
+    cancel = asyncio.Event()
+    generated_at_cancel = None
+
+    def on_delta(delta):
+        nonlocal generated_at_cancel
+        if generated_at_cancel is None:
+            generated_at_cancel = looping.last_usage.generated_tokens
+            cancel.set()
+
+    result = await collect(looping.stream(ask(max_tokens=1500, cancel=cancel)), on_delta)
+
+    assert result.finish is FinishReason.CANCELLED
+    assert looping.last_usage.generated_tokens <= generated_at_cancel + 1
+    # The worker is free again: the next request runs normally.
+    after = await collect(looping.stream(ask(reasoning="off")))
+    assert (after.answer, after.finish) == (ANSWER, FinishReason.STOP)
+
+
+async def test_a_request_cancelled_before_it_starts_generates_nothing(backend):
+    cancel = asyncio.Event()
+    cancel.set()
+
+    result = await collect(backend.stream(ask(cancel=cancel)))
+
+    assert (result.reasoning, result.answer, result.finish) == ("", "", FinishReason.CANCELLED)
+
+
+async def test_closing_the_stream_stops_generation(looping):
+    stream = looping.stream(ask(max_tokens=1500))
+    for _ in range(3):
+        await anext(stream)
+    usage = looping.last_usage
+    generated_at_close = usage.generated_tokens
+    await stream.aclose()
+
+    # Requests are serialised: this one starts only once the closed one stopped.
+    after = await collect(looping.stream(ask(reasoning="off")))
+
+    assert after.answer == ANSWER
+    assert usage.generated_tokens <= generated_at_close + 1
+
+
+async def test_cancelling_the_consumer_task_stops_generation(looping):
+    first_delta = asyncio.Event()
+
+    async def consume():
+        await collect(looping.stream(ask(max_tokens=1500)), lambda _: first_delta.set())
+
+    task = asyncio.create_task(consume())
+    await first_delta.wait()
+    usage = looping.last_usage
+    generated_at_cancel = usage.generated_tokens
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    after = await collect(looping.stream(ask(reasoning="off")))
+
+    assert after.answer == ANSWER
+    assert usage.generated_tokens <= generated_at_cancel + 1
+
+
+async def test_the_event_loop_keeps_running_while_the_model_generates(looping):
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticks_at_delta = []
+    cancel = asyncio.Event()
+
+    def on_delta(delta):
+        ticks_at_delta.append(ticks)
+        if len(ticks_at_delta) == 30:
+            cancel.set()
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        result = await collect(looping.stream(ask(max_tokens=1500, cancel=cancel)), on_delta)
+    finally:
+        ticking.cancel()
+
+    assert result.finish is FinishReason.CANCELLED
+    # Had generation blocked the loop, the ticker could not run between tokens.
+    assert ticks_at_delta[29] > ticks_at_delta[0]
+
+
+# -- KV cache -----------------------------------------------------------------------
+
+
+async def test_a_shared_prompt_prefix_is_not_evaluated_again(tiny_gguf_path):
+    backend = _backend(tiny_gguf_path)
+    document = "\n".join(f"line {i}: total = total + {i * 7}" for i in range(60))
+    try:
+        await collect(backend.stream(ask(f"{document}\nWhat is line 3?", max_tokens=1)))
+        first = backend.last_usage
+        await collect(backend.stream(ask(f"{document}\nWhat is line 40?", max_tokens=1)))
+        second = backend.last_usage
+    finally:
+        await backend.aclose()
+
+    assert first.prompt_tokens > 500
+    assert first.prompt_tokens_evaluated >= first.prompt_tokens - 1  # a fresh model: all of it
+    assert second.prompt_tokens > 500
+    assert second.prompt_tokens_evaluated < 20  # only the new question and what follows
+
+
+# -- errors and lifecycle -------------------------------------------------------------
+
+
+def test_a_missing_model_names_the_path_and_the_fix(tmp_path):
+    missing = tmp_path / "models" / "r1.gguf"
+
+    with pytest.raises(ModelError) as error:
+        LlamaCppBackend(str(missing))
+
+    message = str(error.value)
+    assert str(missing) in message
+    assert "ds-lsp models pull" in message
+    assert "DS_LSP_MODEL_PATH" in message
+
+
+async def test_a_corrupt_model_names_the_path(tmp_path, tiny_gguf_path):
+    truncated = tmp_path / "half-downloaded.gguf"
+    truncated.write_bytes(tiny_gguf_path.read_bytes()[: 1 << 20])  # the first MiB only
+    backend = LlamaCppBackend(str(truncated))
+    try:
+        with pytest.raises(ModelError, match="half-downloaded.gguf") as error:
+            await backend.load()
+        assert "failed to read" in str(error.value)  # llama.cpp's own reason
+        with pytest.raises(ModelError, match="half-downloaded.gguf"):
+            await collect(backend.stream(ask()))
+    finally:
+        await backend.aclose()
+
+
+async def test_loading_prints_nothing_to_stderr(tiny_gguf_path, capfd):
+    # A context beyond the tiny model's training length makes llama.cpp warn.
+    backend = LlamaCppBackend(str(tiny_gguf_path), n_ctx=8192)
+    try:
+        await backend.load()
+    finally:
+        await backend.aclose()
+
+    assert capfd.readouterr().err == ""
+
+
+async def test_check_loads_and_describes_the_model(backend):
+    description = await backend.check()
+
+    assert description.startswith("loaded tiny-r1")
+    assert "qwen2" in description and "2048" in description
+
+
+async def test_a_closed_backend_refuses_requests(tiny_gguf_path):
+    backend = _backend(tiny_gguf_path)
+    await backend.aclose()
+
+    with pytest.raises(ModelError, match="closed"):
+        await collect(backend.stream(ask()))
