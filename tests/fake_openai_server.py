@@ -34,6 +34,7 @@ from aiohttp import web
 WireFormat = Literal[
     "reasoning_content",  # DeepSeek API, llama.cpp --reasoning-format deepseek, LM Studio, old vLLM
     "reasoning",  # Ollama /v1, newer vLLM and LM Studio: `reasoning`, content "" meanwhile
+    "thinking",  # Ollama's native field name, passed through by some proxies
     "inline",  # "<think>R</think>A" in content
     "inline_prefilled",  # "R</think>A": the template prefilled "<think>"
     "legacy_both",  # llama.cpp deepseek-legacy: tags in content AND reasoning_content
@@ -296,9 +297,9 @@ def _deltas(reply: Reply) -> Iterator[dict]:
             yield {"content": None, "reasoning_content": piece}
         for piece in _pieces(reply.content, size):
             yield {"content": piece, "reasoning_content": None}
-    elif reply.format == "reasoning":
+    elif reply.format in ("reasoning", "thinking"):
         for piece in _pieces(reply.reasoning, size):
-            yield {"role": "assistant", "content": "", "reasoning": piece}
+            yield {"role": "assistant", "content": "", reply.format: piece}
         for piece in _pieces(reply.content, size):
             yield {"role": "assistant", "content": piece}
     elif reply.format in ("inline", "inline_prefilled", "none"):

@@ -25,6 +25,7 @@ ANSWER = "def add(a, b):\n    return a + b\n"
 ALL_FORMATS = [  # "none" last: the formats before it all carry reasoning
     "reasoning_content",
     "reasoning",
+    "thinking",
     "inline",
     "inline_prefilled",
     "legacy_both",

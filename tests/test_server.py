@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import pytest_lsp
@@ -176,3 +178,44 @@ def test_help_works(argv):
     )
     assert done.returncode == 0
     assert "usage: ds-lsp" in done.stdout
+
+
+def test_serve_over_tcp_answers_initialize():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ds_lsp", "serve", "--tcp", f"127.0.0.1:{port}"],
+        env=server_env(),
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        connection = _connect(port)
+        initialize = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {"processId": None, "rootUri": None, "capabilities": {}},
+        }
+        connection.sendall(_frame(json.dumps(initialize).encode()))
+        reply = b""
+        while b'"serverInfo"' not in reply:
+            chunk = connection.recv(65536)
+            assert chunk, f"connection closed; got {reply!r}"
+            reply += chunk
+        assert b'"name": "ds-lsp"' in reply or b'"name":"ds-lsp"' in reply
+        connection.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _connect(port: int, attempts: int = 200) -> socket.socket:
+    """Connect once the server listens (it needs a moment to import and bind)."""
+    for _ in range(attempts):
+        try:
+            connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+            return connection
+        except ConnectionRefusedError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on port {port}")
