@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.fake_openai_server import FakeOpenAIServer, Reply
+from tests.tiny_gguf import EOS, cached_tiny_gguf
 
 SAMPLE = (
     "import math\n"
@@ -268,6 +269,34 @@ def test_a_missing_file_is_a_usage_error(tmp_path, fake_openai):
 
     assert done.returncode == 2
     assert "no such file" in one_line(done.stderr)
+
+
+# The tiny model says exactly this: a short reasoning, then one line of code.
+DOUBLING_SCRIPT = (
+    ["\n", "Okay", ",", " double", " it", ".", "</think>"],
+    ["</think>", "\n\n", "return", " value", " *", " ", "2", EOS],
+)
+
+
+@pytest.fixture(scope="session")
+def doubling_gguf_path() -> Path:
+    return cached_tiny_gguf("tiny-r1-doubling", script=DOUBLING_SCRIPT)
+
+
+@pytest.mark.llama
+def test_the_embedded_backend_edits_a_file_for_real(tmp_path, doubling_gguf_path):
+    """llama-cpp in process: chat template, reasoning split, answer to code, reindent, write."""
+    path = tmp_path / "calc.py"
+    path.write_bytes(b"def double(value):\n    return value\n")
+    env = env_for("unused", DS_LSP_BACKEND="llama_cpp", DS_LSP_MODEL_PATH=str(doubling_gguf_path))
+
+    done = ds_lsp("edit", str(path), "--lines", "2", "-i", "return it doubled", "--write", env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert path.read_bytes() == b"def double(value):\n    return value * 2\n"
+    assert "+    return value * 2" in done.stdout
+    assert "Okay, double it." in done.stderr  # the reasoning, streamed
+    assert "</think>" not in done.stdout + done.stderr
 
 
 @pytest.mark.llama
