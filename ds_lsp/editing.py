@@ -396,8 +396,9 @@ def check_syntax(old_text: str, new_text: str, language: str | None) -> None:
 
 def unified_diff(old_text: str, new_text: str, path: str) -> str:
     """A unified diff with a/ and b/ headers (as git writes them); "" when equal."""
+    name = path.lstrip("/")  # "/tmp/x.py" -> "a/tmp/x.py", as `git diff --no-index` does
     lines = difflib.unified_diff(
-        split_lines(old_text), split_lines(new_text), f"a/{path}", f"b/{path}"
+        split_lines(old_text), split_lines(new_text), f"a/{name}", f"b/{name}"
     )
     out = []
     for line in lines:

@@ -456,6 +456,11 @@ def test_unified_diff_has_git_style_headers():
     assert diff == "--- a/src/x.py\n+++ b/src/x.py\n@@ -1,2 +1,2 @@\n a\n-b\n+c\n"
 
 
+def test_unified_diff_of_an_absolute_path_reads_like_git():
+    diff = unified_diff("a\n", "b\n", "/tmp/x.py")
+    assert diff.startswith("--- a/tmp/x.py\n+++ b/tmp/x.py\n")
+
+
 def test_unified_diff_marks_a_missing_final_newline():
     diff = unified_diff("a\nb", "a\nc", "x.py")
     assert diff.endswith("-b\n\\ No newline at end of file\n+c\n\\ No newline at end of file\n")
