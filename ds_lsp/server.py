@@ -25,6 +25,14 @@ class DsLspServer(LanguageServer):
         self.settings = settings
         self.startup_problems = list(problems)
         self.init_options: object = None
+        self.log_forwarder = LogForwarder(self)
+        log.addHandler(self.log_forwarder)
+        self._apply_log_level()
+
+    def _apply_log_level(self) -> None:
+        level = getattr(logging, self.settings.log_level.upper())
+        log.setLevel(level)
+        self.log_forwarder.setLevel(level)
 
     def apply_editor_settings(self, workspace_config: object = None) -> list[str]:
         """Recompute settings from the CLI's plus the editor's; return the problems."""
@@ -36,6 +44,7 @@ class DsLspServer(LanguageServer):
             base=self.base_settings,
         )
         self.settings = settings
+        self._apply_log_level()
         return problems
 
 
@@ -48,13 +57,10 @@ def report_problems(problems: list[str]) -> None:
 
 def build_server(settings: config.Settings, problems: list[str]) -> DsLspServer:
     server = DsLspServer(settings, problems)
-    forwarder = LogForwarder(server)
-    forwarder.setLevel(getattr(logging, settings.log_level.upper()))
-    log.addHandler(forwarder)
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: DsLspServer, params: types.InitializeParams) -> None:
-        forwarder.loop = asyncio.get_running_loop()
+        ls.log_forwarder.loop = asyncio.get_running_loop()
         ls.init_options = params.initialization_options
         ls.startup_problems += ls.apply_editor_settings()
 

@@ -105,6 +105,13 @@ async def test_a_bad_setting_is_named_and_the_default_kept(client: LanguageClien
     assert warnings, "problems are logged as warnings"
 
 
+async def test_the_editor_can_turn_the_log_down(client: LanguageClient):
+    await start(client, options={"dsLsp": {"logLevel": "warning", "nCtx": "x"}})
+
+    await wait_for_log(client, "running with the previous or default value")
+    assert all(m.type != types.MessageType.Info for m in client.log_messages)
+
+
 async def test_changed_settings_are_pulled_again(client: LanguageClient):
     await start(client, workspace={"dsLsp": {"maxTokens": 1000}})
     await wait_for_log(client, "'max_tokens': 1000")
