@@ -231,7 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = args.command or "serve"
     settings, problems = load_settings(args)
-    _setup_logging("warning" if command == "edit" else settings.log_level)
+    # `edit` streams the reasoning to stderr: keep routine log lines out of it
+    # unless the user asked for debug output.
+    quiet = command == "edit" and settings.log_level != "debug"
+    _setup_logging("warning" if quiet else settings.log_level)
     if command != "serve":  # the server reports these to the editor's log instead
         for problem in problems:
             log.warning("%s", problem)
@@ -259,5 +262,4 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ds-lsp: interrupted; nothing was changed", file=sys.stderr)
         return 130
-    parser.error(f"unknown command {command!r}")
-    return EXIT_USAGE
+    parser.error(f"unknown command {command!r}")  # exits with 2
