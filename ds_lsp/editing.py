@@ -119,6 +119,7 @@ def _choose_block(blocks: list[_Block], language: str | None) -> str:
             f"the answer has {count} code blocks and no language to choose by: refusing to guess"
         )
     matches = [block for block in blocks if block.language == language]
+    kind = language
     if not matches:
         family = _FAMILIES.get(language, language)
         matches = [
@@ -126,11 +127,12 @@ def _choose_block(blocks: list[_Block], language: str | None) -> str:
             for block in blocks
             if block.language is not None and _FAMILIES.get(block.language) == family
         ]
+        kind = "/".join(sorted({block.language for block in matches}))
     if len(matches) == 1:
         return matches[0].code
     if matches:
         raise UnusableAnswer(
-            f"the answer has {len(matches)} {language} code blocks: "
+            f"the answer has {len(matches)} {kind} code blocks: "
             "refusing to guess which one to apply"
         )
     untagged = [block for block in blocks if block.language is None]

@@ -135,8 +135,9 @@ def _leading_whitespace_length(text: str) -> int:
     return len(text) - len(text.lstrip())
 
 
-def _held_tag_start(text: str, tag: str) -> int:
-    """Length of the longest suffix of `text` that is a proper prefix of `tag`."""
+def partial_suffix_length(text: str, tag: str) -> int:
+    """Length of the longest suffix of `text` that is a proper prefix of `tag`:
+    what a streaming reader must hold back because it may still become `tag`."""
     for length in range(min(len(tag) - 1, len(text)), 0, -1):
         if text.endswith(tag[:length]):
             return length
@@ -254,7 +255,7 @@ class ReasoningSplitter:
             self._closed = True
             self._state = self._AFTER_CLOSE
             return text[end + len(CLOSE_TAG) :]
-        held = _held_tag_start(text, CLOSE_TAG)
+        held = partial_suffix_length(text, CLOSE_TAG)
         self._emit_reasoning(text[: len(text) - held])
         self._maybe_close_tag = text[len(text) - held :]
         return ""

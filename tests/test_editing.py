@@ -121,6 +121,15 @@ def test_two_blocks_in_the_selections_language_are_refused():
     )
 
 
+def test_two_blocks_in_close_relatives_are_named_by_their_own_languages():
+    answer = f"{F}javascript\na()\n{F}\n{F}tsx\nb()\n{F}"
+    with pytest.raises(UnusableAnswer) as refused:
+        extract_code(answer, "typescript")
+    assert str(refused.value) == (
+        "the answer has 2 javascript/tsx code blocks: refusing to guess which one to apply"
+    )
+
+
 def test_several_blocks_none_in_the_language_are_refused():
     answer = f"{F}js\na()\n{F}\n{F}rust\nb()\n{F}\n{F}go\nc()\n{F}"
     assert refusal(answer) == "the answer has 3 code blocks and none is python: refusing to guess"

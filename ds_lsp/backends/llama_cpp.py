@@ -27,7 +27,7 @@ import llama_cpp
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from ds_lsp.backends.base import ChatRequest, Delta, FinishReason, ModelError
-from ds_lsp.reasoning import ReasoningSplitter
+from ds_lsp.reasoning import ReasoningSplitter, partial_suffix_length
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +98,7 @@ class _AnswerStop:
             index, stop = min(found)
             return text[:index], stop
         # Hold back the longest ending that could still grow into a stop string.
-        held = 0
-        for stop in self._stops:
-            for length in range(min(len(stop) - 1, len(text)), held, -1):
-                if text.endswith(stop[:length]):
-                    held = length
-                    break
+        held = max((partial_suffix_length(text, stop) for stop in self._stops), default=0)
         self._held = text[len(text) - held :]
         return text[: len(text) - held], None
 
