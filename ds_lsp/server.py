@@ -1,100 +1,97 @@
-"""Builds the pygls language server and registers its features. Nothing else."""
+"""Assembles the language server: the state features share, then each feature.
+
+Features live in ds_lsp/features/, one module each, and register their own
+handlers from `setup(server)` (the way esbonio does it). This module only
+builds the shared state: settings, open documents, the model scheduler and
+the registry of running work.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 
 from ds_lsp import __version__, config
-from ds_lsp.features.log import LogForwarder
+from ds_lsp.backends.scheduler import ModelScheduler
+from ds_lsp.documents import DocumentStore
+from ds_lsp.features import cancel, documents, settings, warmup
+from ds_lsp.features import log as log_feature
+from ds_lsp.features import settings as settings_feature
+from ds_lsp.tasks import TaskRegistry
 
 log = logging.getLogger("ds_lsp")
+
+FEATURES = (settings, documents, cancel, warmup)
+
+
+class DsLspProtocol(LanguageServerProtocol):
+    """pygls' protocol, plus: `$/cancelRequest` also cancels our own background work.
+
+    pygls cancels the handler's future only, and for `workspace/executeCommand`
+    that is not the coroutine doing the work (see ds_lsp/tasks.py).
+    """
+
+    def _handle_cancel_notification(self, msg_id) -> None:
+        super()._handle_cancel_notification(msg_id)
+        self._server.tasks.cancel_request(msg_id)
 
 
 class DsLspServer(LanguageServer):
     """The server and the state its features share."""
 
     def __init__(self, settings: config.Settings, problems: list[str]) -> None:
-        super().__init__(name="ds-lsp", version=__version__)
+        super().__init__(name="ds-lsp", version=__version__, protocol_cls=DsLspProtocol)
         # What the CLI gave us (defaults < file < env < flags); the editor's
         # settings are merged on top of it, never replacing it.
         self.base_settings = settings
         self.settings = settings
-        self.startup_problems = list(problems)
-        self.init_options: object = None
-        self.log_forwarder = LogForwarder(self)
+        self.init_settings = settings  # plus initializationOptions, once they came
+        self.tasks = TaskRegistry()
+        self.documents = DocumentStore()  # replaced at initialize, in the agreed encoding
+        self.models = ModelScheduler(settings)
+        self.log_forwarder = log_feature.LogForwarder(self)
         log.addHandler(self.log_forwarder)
-        self._apply_log_level()
+        log_feature.install_redaction(self.secrets)
+        self.apply_log_level()
+        # Kept by the log forwarder until the editor is connected.
+        settings_feature.report_problems(problems)
 
-    def _apply_log_level(self) -> None:
+    def secrets(self) -> list[str]:
+        """What must never reach a log: the API keys in use now."""
+        return [key for key in (self.base_settings.api_key, self.settings.api_key) if key]
+
+    def report_server_error(self, error: Exception, source) -> None:
+        """A message the server could not handle (bad JSON, a change to a document that
+        is not open, a failed handler): to the log panel, not a pop-up; the server
+        goes on. Failed requests already answer with an error of their own."""
+        if source.__name__ == "FeatureRequestError":
+            return
+        log.error("could not handle a message from the editor: %s: %s", type(error).__name__, error)
+
+    def apply_log_level(self) -> None:
         level = getattr(logging, self.settings.log_level.upper())
         log.setLevel(level)
         self.log_forwarder.setLevel(level)
-
-    def apply_editor_settings(self, workspace_config: object = None) -> list[str]:
-        """Recompute settings from the CLI's plus the editor's; return the problems."""
-        settings, problems = config.merge(
-            [
-                config.lsp_source(self.init_options, "initializationOptions"),
-                config.lsp_source(workspace_config, "workspace/configuration"),
-            ],
-            base=self.base_settings,
-        )
-        self.settings = settings
-        self._apply_log_level()
-        return problems
-
-
-def report_problems(problems: list[str]) -> None:
-    for problem in problems:
-        log.warning("settings: %s", problem)
-    if problems:
-        log.warning("settings: running with the previous or default value for those")
+        # pygls' own trace (every message in and out) only at debug; it is
+        # redacted like ours (features/log.py).
+        pygls_level = logging.DEBUG if level <= logging.DEBUG else logging.WARNING
+        logging.getLogger("pygls").setLevel(pygls_level)
 
 
 def build_server(settings: config.Settings, problems: list[str]) -> DsLspServer:
     server = DsLspServer(settings, problems)
+    for feature in FEATURES:
+        feature.setup(server)
 
+    # pygls takes one handler per method: features that need `initialize`
+    # expose `on_initialize(ls, params)` and are called from here, in order.
     @server.feature(types.INITIALIZE)
     def initialize(ls: DsLspServer, params: types.InitializeParams) -> None:
-        ls.log_forwarder.loop = asyncio.get_running_loop()
-        ls.init_options = params.initialization_options
-        ls.startup_problems += ls.apply_editor_settings()
-
-    @server.feature(types.INITIALIZED)
-    async def initialized(ls: DsLspServer, params: types.InitializedParams) -> None:
-        log.info("ds-lsp %s started", __version__)
-        report_problems(ls.startup_problems)
-        await pull_workspace_settings(ls)
-        log.info("settings: %s", ls.settings.redacted())
-
-    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
-    async def did_change_configuration(
-        ls: DsLspServer, params: types.DidChangeConfigurationParams
-    ) -> None:
-        # Clients that push settings send them here; the others are asked.
-        if isinstance(params.settings, dict) and config.LSP_SECTION in params.settings:
-            report_problems(ls.apply_editor_settings(params.settings))
-        else:
-            await pull_workspace_settings(ls)
-        log.info("settings changed: %s", ls.settings.redacted())
+        for feature in FEATURES:
+            if hasattr(feature, "on_initialize"):
+                feature.on_initialize(ls, params)
 
     return server
-
-
-async def pull_workspace_settings(ls: DsLspServer) -> None:
-    """Ask the editor for the "dsLsp" section, where it can answer."""
-    caps = ls.client_capabilities
-    if not (caps and caps.workspace and caps.workspace.configuration):
-        return
-    try:
-        results = await ls.workspace_configuration_async(
-            types.ConfigurationParams(items=[types.ConfigurationItem(section=config.LSP_SECTION)])
-        )
-    except Exception as exc:  # an editor that fails this must not stop the server
-        log.warning("settings: the editor did not answer workspace/configuration (%s)", exc)
-        return
-    report_problems(ls.apply_editor_settings(results[0] if results else None))

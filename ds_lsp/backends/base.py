@@ -52,6 +52,9 @@ class ChatRequest:
     temperature: float = 0.6
     top_p: float = 0.95
     stop: Sequence[str] = ()
+    # Which of the model's slots runs it. In process, "completion" has its own
+    # context, so inline completions never wait behind an edit or a chat answer.
+    slot: Literal["chat", "completion"] = "chat"
     # Set it to stop generation; the stream then ends with FinishReason.CANCELLED.
     cancel: asyncio.Event | None = field(default=None, compare=False)
 

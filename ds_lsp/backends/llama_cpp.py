@@ -1,8 +1,15 @@
 """In-process generation with llama-cpp-python.
 
-One `Llama` per backend, used only from the backend's own worker thread (a
-`Llama` is not thread-safe), so requests run one after another and the event
-loop never waits on the model: tokens are handed to the loop as they come.
+Two slots, each a `Llama` context with its own worker thread (a `Llama` is not
+thread-safe): "chat" for edits and chat answers, "completion" for inline
+completions, so a completion never waits behind a long answer. The second
+context maps the same GGUF file, so the weights are in memory once (the page
+cache shares them); each context has its own KV cache, so each keeps its own
+prompt prefix warm. The completion slot is created on its first request.
+
+Within a slot requests run one after another. Cancelling one stops it within
+milliseconds, even in the middle of evaluating a long prompt: llama.cpp's
+abort callback is checked between the graph's operations.
 
 The prompt is the GGUF's own chat template, then the start of the answer is
 forced, as DeepSeek advises: `<think>\\n` so the model reasons, or an empty
@@ -107,6 +114,31 @@ class _AnswerStop:
         return held
 
 
+# Stands in for each message's text while the template renders, so the text
+# can be tokenized apart from the template (see `_tokenize_prompt`).
+_SENTINEL = "\ue000ds-lsp-message-{}\ue000"
+
+
+class _Slot:
+    """One llama.cpp context and the thread that owns it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.llm: llama_cpp.Llama | None = None
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ds-lsp-{name}")
+        self.running: set[threading.Event] = set()  # stop flags of its generations
+        # The stop flag of the generation now in the worker; the abort callback
+        # reads it, so a cancel also stops a prompt evaluation half-way.
+        self.current: threading.Event | None = None
+
+        @llama_cpp.ggml_abort_callback
+        def should_abort(_data: ctypes.c_void_p) -> bool:
+            current = self.current
+            return current is not None and current.is_set()
+
+        self.abort_callback = should_abort  # kept referenced: llama.cpp holds a raw pointer
+
+
 class LlamaCppBackend:
     """A GGUF model run in this process by llama-cpp-python."""
 
@@ -117,6 +149,7 @@ class LlamaCppBackend:
         n_threads: int | None = None,
         n_gpu_layers: int = 0,
         chat_template: str | None = None,
+        reasoning: str = "auto",
     ) -> None:
         path = Path(model_path).expanduser()
         if not path.is_file():
@@ -129,43 +162,47 @@ class LlamaCppBackend:
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self.n_gpu_layers = n_gpu_layers
+        # "auto": the model reasons when its chat template knows <think>.
+        self.reasoning_setting = reasoning
+        self.reasons: bool | None = None  # decided when the model loads
         self.last_usage = Usage()
         self._chat_template = chat_template
-        self._llm: llama_cpp.Llama | None = None
         self._formatter: Jinja2ChatFormatter | None = None
         self._bos_tokens: list[int] = []
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ds-lsp-llama")
-        self._running: set[threading.Event] = set()  # stop flags of running generations
+        self._slots = {name: _Slot(name) for name in ("chat", "completion")}
         self._closed = False
 
     # -- public API ---------------------------------------------------------
 
-    async def load(self) -> None:
+    async def load(self, slot: str = "chat") -> None:
         """Load the model now rather than on the first request."""
-        await self._in_worker(self._load)
+        await self._in_worker(slot, lambda: self._load(self._slots[slot]))
 
     async def check(self) -> str:
         """Load the model and describe it (for `ds-lsp doctor`)."""
-        llm = await self._in_worker(self._load)
+        llm = await self._in_worker("chat", lambda: self._load(self._slots["chat"]))
         arch = llm.metadata.get("general.architecture", "unknown architecture")
+        reasons = "reasons in <think>" if self.reasons else "does not reason"
         return (
             f"loaded {self.model_path.name} ({arch}, context {llm.n_ctx()} tokens, "
-            f"{llm.n_threads} threads, {self.n_gpu_layers} GPU layers)"
+            f"{llm.n_threads} threads, {self.n_gpu_layers} GPU layers; {reasons})"
         )
 
     async def render_prompt(self, request: ChatRequest) -> str:
         """The prompt text the model sees for `request` (chat template + forced start)."""
-        await self.load()
+        await self.load(request.slot)
         return self._render(request)
 
     async def prompt_tokens(self, request: ChatRequest) -> list[int]:
         """The prompt tokens the model sees for `request`."""
-        return await self._in_worker(lambda: self._tokenize_prompt(request))
+        slot = self._slots[request.slot]
+        return await self._in_worker(request.slot, lambda: self._tokenize_prompt(slot, request))
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Delta]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Delta | BaseException] = asyncio.Queue()
         stop = threading.Event()
+        slot = self._slots[request.slot]
 
         def hand_over(item: Delta | BaseException) -> None:
             try:
@@ -173,9 +210,14 @@ class LlamaCppBackend:
             except RuntimeError:  # the loop is closed: nobody is listening any more
                 stop.set()
 
-        self._running.add(stop)
+        slot.running.add(stop)
+        watcher = None
+        if request.cancel is not None:
+            # Reaches the worker at once, even while llama.cpp evaluates the prompt.
+            watcher = asyncio.ensure_future(request.cancel.wait())
+            watcher.add_done_callback(lambda _: stop.set())
         try:
-            self._submit(self._generate, request, stop, hand_over)
+            self._submit(slot, self._generate, slot, request, stop, hand_over)
             while True:
                 item = await queue.get()
                 if isinstance(item, BaseException):
@@ -184,35 +226,40 @@ class LlamaCppBackend:
                 if item.finish is not None:
                     return
         finally:
-            # Closed early or cancelled: the worker stops at its next token.
+            # Closed early or cancelled: the worker stops within milliseconds.
             stop.set()
-            self._running.discard(stop)
+            slot.running.discard(stop)
+            if watcher is not None:
+                watcher.cancel()
 
     async def aclose(self) -> None:
-        """Stop running generations, free the model and end the worker thread."""
+        """Stop running generations, free the model and end the worker threads."""
         if self._closed:
             return
         self._closed = True
-        for stop in list(self._running):
-            stop.set()
-        await asyncio.get_running_loop().run_in_executor(self._worker, self._free)
-        self._worker.shutdown(wait=False)
+        loop = asyncio.get_running_loop()
+        for slot in self._slots.values():
+            for stop in list(slot.running):
+                stop.set()
+            await loop.run_in_executor(slot.worker, self._free, slot)
+            slot.worker.shutdown(wait=False)
 
-    # -- worker thread --------------------------------------------------------
+    # -- worker threads -------------------------------------------------------
 
-    def _submit(self, function: Callable, *args) -> None:
+    def _submit(self, slot: _Slot, function: Callable, *args) -> None:
         if self._closed:
             raise ModelError(f"{self.name} is closed")
-        self._worker.submit(function, *args)
+        slot.worker.submit(function, *args)
 
-    async def _in_worker(self, function: Callable):
+    async def _in_worker(self, slot_name: str, function: Callable):
         if self._closed:
             raise ModelError(f"{self.name} is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._worker, function)
+        slot = self._slots[slot_name]
+        return await asyncio.get_running_loop().run_in_executor(slot.worker, function)
 
-    def _load(self) -> llama_cpp.Llama:
-        if self._llm is not None:
-            return self._llm
+    def _load(self, slot: _Slot) -> llama_cpp.Llama:
+        if slot.llm is not None:
+            return slot.llm
         _native_errors.clear()
         try:
             llm = llama_cpp.Llama(
@@ -220,6 +267,7 @@ class LlamaCppBackend:
                 n_ctx=self.n_ctx,
                 n_threads=self.n_threads,
                 n_gpu_layers=self.n_gpu_layers,
+                use_mmap=True,  # both slots map the same file: the weights are in memory once
                 verbose=False,  # llama.cpp's load chatter would flood the editor's log
             )
         except (ValueError, RuntimeError, OSError) as exc:
@@ -229,6 +277,18 @@ class LlamaCppBackend:
                 "incomplete or not a GGUF: download it again (`ds-lsp models pull`) or point "
                 "DS_LSP_MODEL_PATH / --model-path at another file"
             ) from exc
+        if self._formatter is None:
+            try:
+                self._prepare_template(llm)
+            except ModelError:
+                llm.close()
+                raise
+        llama_cpp.llama_set_abort_callback(llm.ctx, slot.abort_callback, ctypes.c_void_p(0))
+        slot.llm = llm
+        log.info("loaded %s (%s slot)", self.model_path, slot.name)
+        return llm
+
+    def _prepare_template(self, llm: llama_cpp.Llama) -> None:
         template = (
             self._chat_template
             or llm.metadata.get("tokenizer.chat_template")
@@ -242,37 +302,79 @@ class LlamaCppBackend:
                 add_generation_prompt=True,
             )
         except Exception as exc:  # jinja2.TemplateError and friends
-            llm.close()
             raise ModelError(f"the chat template of {self.model_path} is broken: {exc}") from exc
+        if self.reasoning_setting == "auto":
+            # Forcing <think> on a model that never learnt it makes it loop on the tag.
+            self.reasons = "<think>" in template or "</think>" in template
+        else:
+            self.reasons = self.reasoning_setting == "on"
         # [BOS] when the vocabulary wants one in front of every prompt, else [].
         self._bos_tokens = llm.tokenize(b"", add_bos=True, special=True)
-        self._llm = llm
-        log.info("loaded %s", self.model_path)
-        return llm
 
-    def _free(self) -> None:
-        if self._llm is not None:
-            self._llm.close()
-            self._llm = None
+    def _free(self, slot: _Slot) -> None:
+        if slot.llm is not None:
+            slot.llm.close()
+            slot.llm = None
 
-    def _render(self, request: ChatRequest) -> str:
+    def _render(self, request: ChatRequest, contents: Sequence[str] | None = None) -> str:
+        """The prompt text; `contents` replaces the messages' texts (for the sentinels)."""
         assert self._formatter is not None
-        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        texts = contents if contents is not None else [m.content for m in request.messages]
+        messages = [
+            {"role": m.role, "content": text} for m, text in zip(request.messages, texts)
+        ]
         try:
             prompt = self._formatter(messages=messages).prompt
         except Exception as exc:  # the template's raise_exception(), or a jinja2 error
             raise ModelError(
                 f"the chat template of {self.model_path} rejected the conversation: {exc}"
             ) from exc
+        if not self.reasons:
+            return prompt  # a model that does not reason: no think block to force or skip
         # The later R1 template opens the reasoning itself; add it where it doesn't.
         prompt = prompt.removesuffix(THINK_OPEN).removesuffix(THINK_OPEN.strip())
         if request.reasoning == "off":
             return prompt + THINK_OPEN + THINK_CLOSE  # "<think>\n\n</think>\n\n"
         return prompt + THINK_OPEN
 
-    def _tokenize_prompt(self, request: ChatRequest) -> list[int]:
-        llm = self._load()
-        # special=True: "<｜User｜>" in the template is the special token, not text.
+    def _tokenize_prompt(self, slot: _Slot, request: ChatRequest) -> list[int]:
+        """The template's markers as special tokens, the messages' text as plain text.
+
+        Text such as "<|im_end|>" in a user's file must reach the model as the
+        characters it is, never as a control token (prompt injection).
+        """
+        llm = self._load(slot)
+        sentinels = [_SENTINEL.format(i) for i in range(len(request.messages))]
+        skeleton = self._render(request, sentinels)
+        tokens: list[int] = []
+        rest = skeleton
+        for sentinel, message in zip(sentinels, request.messages):
+            before, found, rest_after = rest.partition(sentinel)
+            if not found or sentinel in rest_after:
+                # A template that rewrites message text: render it plainly, and
+                # still read only the template's own markers as special.
+                return self._tokenize_plainly(llm, request)
+            tokens += llm.tokenize(before.encode(), add_bos=False, special=True)
+            tokens += llm.tokenize(message.content.encode(), add_bos=False, special=False)
+            rest = rest_after
+        tokens += llm.tokenize(rest.encode(), add_bos=False, special=True)
+        if self._bos_tokens and tokens[:1] != self._bos_tokens:
+            tokens = self._bos_tokens + tokens
+        return tokens
+
+    def _tokenize_plainly(self, llm: llama_cpp.Llama, request: ChatRequest) -> list[int]:
+        """For a template that rewrites message text: safe only when no message holds
+        text that would read as a control token."""
+        for message in request.messages:
+            text = message.content.encode()
+            if llm.tokenize(text, add_bos=False, special=True) != llm.tokenize(
+                text, add_bos=False, special=False
+            ):
+                raise ModelError(
+                    f"the chat template of {self.model_path} rewrites message text, and the "
+                    "text holds special-token text (such as <|im_end|>) that cannot be kept "
+                    "apart from the template's markers; select less or use another template"
+                )
         tokens = llm.tokenize(self._render(request).encode(), add_bos=False, special=True)
         if self._bos_tokens and tokens[:1] != self._bos_tokens:
             tokens = self._bos_tokens + tokens
@@ -280,18 +382,25 @@ class LlamaCppBackend:
 
     def _generate(
         self,
+        slot: _Slot,
         request: ChatRequest,
         stop: threading.Event,
         hand_over: Callable[[Delta | BaseException], None],
     ) -> None:
         """Run one request start to finish; every outcome reaches `hand_over`."""
+        slot.current = stop
         try:
-            _Generation(self, request, stop, hand_over).run()
+            _Generation(self, slot, request, stop, hand_over).run()
         except ModelError as exc:
             hand_over(exc)
         except Exception as exc:  # llama.cpp failed mid-way (decode error, ...)
-            log.exception("generation failed")
-            hand_over(ModelError(f"{self.name} failed while generating: {exc}"))
+            if stop.is_set():  # the abort callback broke off a decode: a cancel, not a failure
+                hand_over(Delta(finish=FinishReason.CANCELLED))
+            else:
+                log.exception("generation failed")
+                hand_over(ModelError(f"{self.name} failed while generating: {exc}"))
+        finally:
+            slot.current = None
 
 
 class _Generation:
@@ -300,15 +409,19 @@ class _Generation:
     def __init__(
         self,
         backend: LlamaCppBackend,
+        slot: _Slot,
         request: ChatRequest,
         stop: threading.Event,
         hand_over: Callable[[Delta | BaseException], None],
     ) -> None:
         self.backend = backend
+        self.slot = slot
         self.request = request
         self.stop = stop
         self.hand_over = hand_over
-        self.splitter = ReasoningSplitter(open=request.reasoning == "on")
+        # Known only once the model is loaded (run() loads it first).
+        self.reasoning = False
+        self.splitter = ReasoningSplitter(open=False)
         self.answer_stop = _AnswerStop(request.stop)
         self.generated: list[int] = []
         self.hit_stop_string = False
@@ -325,8 +438,11 @@ class _Generation:
         if self.cancelled():
             self.hand_over(Delta(finish=FinishReason.CANCELLED))
             return
-        llm = self.backend._load()
-        prompt = self.backend._tokenize_prompt(request)
+        llm = self.backend._load(self.slot)
+        prompt = self.backend._tokenize_prompt(self.slot, request)
+        # A model that does not reason answers from the first token; stray tags still go.
+        self.reasoning = request.reasoning == "on" and bool(self.backend.reasons)
+        self.splitter = ReasoningSplitter(open=self.reasoning)
         n_ctx = llm.n_ctx()
         if len(prompt) >= n_ctx:
             raise ModelError(
@@ -334,7 +450,7 @@ class _Generation:
                 "send less context or raise n_ctx"
             )
         self.usage.prompt_tokens = len(prompt)
-        budget = request.reasoning_budget if request.reasoning == "on" else None
+        budget = request.reasoning_budget if self.reasoning else None
 
         finish, detail = self.sample(llm, prompt, budget, measure_prompt=True)
         if finish is None:  # the reasoning budget ran out: close it, let the model answer
@@ -353,7 +469,7 @@ class _Generation:
                 self.hand_over(Delta(content=rest))
             if found is not None:
                 detail = f"stop string {found!r}"
-            elif not self.splitter.closed and request.reasoning == "on" and not detail:
+            elif not self.splitter.closed and self.reasoning and not detail:
                 detail = "the model stopped before its reasoning ended: no answer"
         log.debug(
             "prompt %d tokens (%d evaluated, the rest from the KV cache), generated %d: %s",

@@ -1,1 +1,1 @@
-"""LSP features: thin handlers that call the pure modules."""
+"""One module per feature; each registers its handlers from `setup(server)`."""

@@ -1,22 +1,43 @@
-"""Forward the server's log records to the editor (`window/logMessage`).
+"""The server's log: forwarded to the editor, and never carrying a secret.
 
-Editors show these in their LSP log panel (VS Code's output channel, Neovim's
-:LspLog, LSP4IJ's console). Records can come from worker threads (the
-llama-cpp backend), so sending is always handed to the server's event loop.
+Editors show `window/logMessage` in their LSP log panel (VS Code's output
+channel, Neovim's :LspLog, LSP4IJ's console). Records can come from worker
+threads (the llama-cpp backend), so sending is always handed to the server's
+event loop. Records logged before the client is ready (settings problems found
+at start-up) are kept and delivered once it is.
+
+Secrets are removed where records are made, not where they are shown: pygls
+logs whole messages (InitializeParams with its `apiKey`, configuration
+results) at info and debug level, and every handler (stderr, the editor, a
+file a user adds) must get the redacted text.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
+from collections.abc import Callable, Iterable
 
 from lsprotocol import types
+
+from ds_lsp.redact import HIDDEN, redact_text
 
 _LEVELS = [
     (logging.ERROR, types.MessageType.Error),
     (logging.WARNING, types.MessageType.Warning),
     (logging.INFO, types.MessageType.Info),
 ]
+# Records kept while no client is connected; the oldest go first past this.
+_PENDING_LIMIT = 500
+# Loggers whose records may carry settings: pygls's and ours.
+_REDACTED_LOGGERS = ("pygls", "ds_lsp")
+# An api key written as a field, in JSON, Python reprs or attrs reprs:
+# "apiKey": "sk-...", 'api_key': 'sk-...', api_key='sk-...'.
+# A value already shown as a placeholder ('<set>') is left as it is.
+_KEY_FIELD = re.compile(
+    r"""(api[_-]?key['"]?\s*[:=]\s*)(['"])(?!<[a-z ]*>\2)(?:(?!\2).)*\2""", re.IGNORECASE
+)
 
 
 def message_type(levelno: int) -> types.MessageType:
@@ -26,12 +47,51 @@ def message_type(levelno: int) -> types.MessageType:
     return types.MessageType.Log
 
 
+def redact_log_text(text: str, secrets: Iterable[str]) -> str:
+    text = _KEY_FIELD.sub(lambda m: f"{m[1]}{m[2]}{HIDDEN}{m[2]}", text)
+    return redact_text(text, list(secrets))
+
+
+def install_redaction(secrets: Callable[[], Iterable[str]]) -> None:
+    """Redact every record of pygls and ds-lsp as it is made.
+
+    `secrets()` gives the secret strings known now (the API keys of the current
+    settings). A record factory sees records of every logger, child loggers
+    included, which a logger's own filters would not.
+    """
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "ds_lsp_redacting", False):
+        previous = previous.wrapped  # installed before (tests build several servers)
+
+    def make_record(*args, **kwargs) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if record.name.startswith(_REDACTED_LOGGERS):
+            try:
+                message = record.getMessage()
+            except Exception:  # a broken format string: let logging report it
+                return record
+            record.msg, record.args = redact_log_text(message, secrets()), ()
+        return record
+
+    make_record.ds_lsp_redacting = True
+    make_record.wrapped = previous
+    logging.setLogRecordFactory(make_record)
+
+
 class LogForwarder(logging.Handler):
-    def __init__(self, server, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(self, server) -> None:
         super().__init__()
         self.server = server
-        self.loop = loop
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[types.LogMessageParams] = []
         self.setFormatter(logging.Formatter("%(message)s"))
+
+    def connect(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The client is ready: deliver what was kept, then forward as records come."""
+        self.loop = loop
+        pending, self._pending = self._pending, []
+        for params in pending:
+            self.server.window_log_message(params)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -39,8 +99,11 @@ class LogForwarder(logging.Handler):
                 type=message_type(record.levelno), message=self.format(record)
             )
             loop = self.loop
-            if loop is None or not loop.is_running():
-                return  # not connected yet (or shutting down): stderr still has it
+            if loop is None:
+                self._pending = self._pending[-(_PENDING_LIMIT - 1) :] + [params]
+                return
+            if not loop.is_running():
+                return  # shutting down: stderr still has it
             try:
                 running = asyncio.get_running_loop()
             except RuntimeError:

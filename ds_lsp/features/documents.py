@@ -1,0 +1,64 @@
+"""Document sync: the server's copy of each open document, with its syntax tree.
+
+Handlers only pass the notifications on to `ds_lsp.documents.DocumentStore`,
+which keeps the text and updates the tree incrementally.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from lsprotocol import types
+
+log = logging.getLogger(__name__)
+
+
+def on_initialize(ls, params: types.InitializeParams) -> None:
+    # pygls picked the encoding from the client's `general.positionEncodings`
+    # and advertises it; our positions must follow the same one.
+    ls.documents.encoding = ls.workspace.position_encoding
+
+
+def setup(server) -> None:
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls, params: types.DidOpenTextDocumentParams) -> None:
+        item = params.text_document
+        ls.documents.open(item.uri, item.language_id, item.version, item.text)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls, params: types.DidChangeTextDocumentParams) -> None:
+        document = params.text_document
+        try:
+            ls.documents.change(document.uri, document.version, params.content_changes)
+        except ValueError as exc:
+            # Our copy no longer matches the editor's: say so; the next didOpen heals it.
+            log.warning("%s", exc)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls, params: types.DidCloseTextDocumentParams) -> None:
+        ls.documents.close(params.text_document.uri)
+
+    setup_inspect(server)
+
+
+INSPECT_COMMAND = "dsLsp.inspectDocument"
+
+
+def setup_inspect(server) -> None:
+    @server.command(INSPECT_COMMAND)
+    def inspect_document(ls, *args) -> dict | None:
+        """What the server holds for a document: for bug reports, and the tests."""
+        uri = args[0].get("uri") if args and isinstance(args[0], dict) else None
+        document = ls.documents.get(uri) if isinstance(uri, str) else None
+        if document is None:
+            return None
+        root = document.tree.root_node if document.tree is not None else None
+        return {
+            "uri": document.uri,
+            "version": document.version,
+            "languageId": document.language_id,
+            "language": document.language,
+            "positionEncoding": getattr(document.encoding, "value", document.encoding),
+            "text": document.text,
+            "syntaxTree": str(root) if root is not None else None,
+        }
