@@ -234,7 +234,7 @@ async def test_initialization_options_problems_are_reported_once(client):
     await wait_for_log(client, "settings: {")
     for pulls in (1, 2):
         client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
-        await wait_until(lambda: logged(client, "settings changed") == pulls)
+        await wait_until(lambda n=pulls: logged(client, "settings changed") == n)
 
     assert logged(client, "dsLsp.maxTokens") == 1
 

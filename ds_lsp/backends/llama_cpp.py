@@ -321,7 +321,8 @@ class LlamaCppBackend:
         assert self._formatter is not None
         texts = contents if contents is not None else [m.content for m in request.messages]
         messages = [
-            {"role": m.role, "content": text} for m, text in zip(request.messages, texts)
+            {"role": m.role, "content": text}
+            for m, text in zip(request.messages, texts, strict=True)
         ]
         try:
             prompt = self._formatter(messages=messages).prompt
@@ -348,7 +349,7 @@ class LlamaCppBackend:
         skeleton = self._render(request, sentinels)
         tokens: list[int] = []
         rest = skeleton
-        for sentinel, message in zip(sentinels, request.messages):
+        for sentinel, message in zip(sentinels, request.messages, strict=True):
             before, found, rest_after = rest.partition(sentinel)
             if not found or sentinel in rest_after:
                 # A template that rewrites message text: render it plainly, and
