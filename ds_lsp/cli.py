@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
 import logging
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -108,15 +110,27 @@ def parse_lines(spec: str, line_count: int) -> tuple[int, int]:
     return start - 1, end - 1
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Replace the file in one step, so a crash never leaves half a file."""
-    mode = path.stat().st_mode
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".ds-lsp")
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Replace the file in one step, so a crash never leaves half a file.
+
+    A symlink is written through: its target is replaced and the link stays a
+    link. The new file keeps the old one's permissions and, where allowed, owner.
+    """
+    target = path.resolve(strict=True)
+    old = target.stat()
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".ds-lsp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, stat.S_IMODE(old.st_mode))
+        if hasattr(os, "chown") and (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+            try:
+                os.chown(tmp, old.st_uid, old.st_gid)
+            except PermissionError:
+                pass  # only root may give a file away; the user's own file stays theirs
+        os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -151,7 +165,9 @@ async def _edit(args: argparse.Namespace, settings: config.Settings) -> int:
     path = Path(args.file)
     try:
         original_bytes = path.read_bytes()
-        text = original_bytes.decode("utf-8")
+        # A BOM is no part of the code: the model never sees it, the write puts it back.
+        bom = codecs.BOM_UTF8 if original_bytes.startswith(codecs.BOM_UTF8) else b""
+        text = original_bytes[len(bom) :].decode("utf-8")
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
     except UnicodeDecodeError:
@@ -185,10 +201,14 @@ async def _edit(args: argparse.Namespace, settings: config.Settings) -> int:
     sys.stdout.write(diff)
     sys.stdout.flush()
     if args.write:
-        # The user may have saved the file while the model was thinking.
-        if path.read_bytes() != original_bytes:
-            raise rewrite.EditFailed(f"{path} changed while the model was working; not written")
-        _write_atomically(path, result.new_text)
+        try:
+            # The user may have saved the file while the model was thinking.
+            if path.read_bytes() != original_bytes:
+                raise rewrite.EditFailed(f"{path} changed while the model was working; not written")
+            _write_atomically(path, bom + result.new_text.encode("utf-8"))
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise CommandFailed(f"cannot write {path}: {reason}; nothing was changed") from None
         print(f"ds-lsp: wrote {path}", file=sys.stderr)
     return 0
 

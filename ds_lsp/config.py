@@ -7,6 +7,14 @@ defaults < user config file (TOML) < environment (DS_LSP_*) < command-line flags
 An empty or missing source changes nothing. A bad value never stops the
 server: it is dropped with a message that names the setting and what it
 accepts, and the value from the sources below it (usually the default) stays.
+
+Keys may be snake_case (`n_gpu_layers`), camelCase (`nGpuLayers`, `nGPULayers`)
+or kebab-case. An empty value means "not set here". In the editor's sources
+(JSON), an explicit `null` resets the setting, whatever the sources below said:
+to the built-in default, or to the `defaults` the caller gives `merge`. TOML has
+no null; in the environment `none` or `null` clears the settings that may be
+unset (model_path, n_threads, ...). Integers must be whole: `4096.0` is 4096,
+`4096.7` is refused.
 """
 
 import difflib
@@ -20,9 +28,12 @@ from typing import Any, Literal, get_args, get_type_hints
 
 import cattrs
 
+from ds_lsp.redact import redact_url
+
 BackendName = Literal["llama_cpp", "openai"]
 PresetName = Literal["ollama", "lmstudio", "llamacpp", "vllm", "sglang", "deepseek"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+ReasoningMode = Literal["auto", "on", "off"]
 
 ENV_PREFIX = "DS_LSP_"
 LSP_SECTION = "dsLsp"
@@ -46,17 +57,26 @@ class Settings:
     # Generation (R1 guidance: temperature 0.6, top-p 0.95).
     max_tokens: int = 4096
     reasoning_budget: int | None = 2048
+    # Whether the model reasons (<think>...</think>) before answering. auto: as
+    # the model does (a GGUF whose chat template has no <think> does not reason).
+    reasoning: ReasoningMode = "auto"
     temperature: float = 0.6
     top_p: float = 0.95
     request_timeout: float = 120.0
     log_level: LogLevel = "info"
 
     def redacted(self) -> dict[str, Any]:
-        """The settings as a dict fit for logs: the API key is never shown."""
+        """The settings as a dict fit for logs: neither the API key nor a password
+        in base_url is ever shown."""
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         if shown["api_key"]:
             shown["api_key"] = "<set>"
+        if shown["base_url"]:
+            shown["base_url"] = redact_url(shown["base_url"])
         return shown
+
+
+_DEFAULTS = Settings()
 
 
 SETTING_NAMES = tuple(f.name for f in fields(Settings))
@@ -83,7 +103,17 @@ def _text_only(value: Any, _type: Any) -> str:
     return value
 
 
+def _whole_number(value: Any, _type: Any) -> int:
+    # cattrs would int() a float, silently turning 4096.7 into 4096.
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(value)
+    if not isinstance(value, int | float | str):
+        raise ValueError(value)
+    return int(value)
+
+
 _converter.register_structure_hook(str, _text_only)
+_converter.register_structure_hook(int, _whole_number)
 
 
 @dataclass(frozen=True)
@@ -93,12 +123,16 @@ class Source:
     name: str  # "config file ~/.config/ds-lsp/config.toml", "environment", ...
     values: Mapping[str, Any]
     label: Callable[[str], str] = lambda key: key
+    # JSON sources (the editor's): an explicit null resets a setting (see merge).
+    null_resets: bool = False
 
 
 def snake_case(key: str) -> str:
-    """modelPath -> model_path; model-path -> model_path."""
+    """modelPath -> model_path; nGPULayers, nGpuLayers -> n_gpu_layers; model-path -> model_path."""
     key = key.replace("-", "_")
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
+    key = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", key)  # GPULayers -> GPU_Layers
+    key = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key)  # nGPU -> n_GPU
+    return key.lower()
 
 
 def _choices(name: str) -> list[str]:
@@ -136,24 +170,36 @@ def _structure(name: str, raw: Any) -> Any:
     return value
 
 
-def merge(sources: Iterable[Source], base: Settings | None = None) -> tuple[Settings, list[str]]:
+def merge(
+    sources: Iterable[Source], base: Settings | None = None, defaults: Settings | None = None
+) -> tuple[Settings, list[str]]:
     """Apply sources in order over `base` (the defaults). Return settings and problems.
+
+    A null in an editor's source resets that setting to its value in `defaults`
+    (the built-in defaults unless given). The server may pass the settings it
+    started with, so that null means "ds-lsp's own setting" (config file,
+    environment, flags) rather than the built-in one.
 
     Each problem is one line naming the setting, the bad value and what it
     accepts, e.g. "DS_LSP_BACKEND='ollama' is not valid: it accepts one of
     llama_cpp, openai; keeping 'llama_cpp'".
     """
     settings = base or Settings()
+    defaults = defaults or _DEFAULTS
     problems: list[str] = []
     for source in sources:
         for key, raw in (source.values or {}).items():
             name = snake_case(str(key))
-            if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+            resets = raw is None and source.null_resets
+            if not resets and (raw is None or (isinstance(raw, str) and raw.strip() == "")):
                 continue  # empty means "not set here"
             if name not in SETTING_NAMES:
                 hint = difflib.get_close_matches(name, SETTING_NAMES, n=1)
                 also = f" (did you mean {hint[0]}?)" if hint else ""
                 problems.append(f"{source.label(str(key))}: unknown setting in {source.name}{also}")
+                continue
+            if resets:
+                settings = replace(settings, **{name: getattr(defaults, name)})
                 continue
             try:
                 value = _structure(name, raw)
@@ -217,13 +263,13 @@ def lsp_source(options: Any, name: str) -> Source:
     """initializationOptions or a workspace/configuration result.
 
     Accepts both `{"dsLsp": {...}}` and the flat `{...}` shape, camelCase or
-    snake_case keys.
+    snake_case keys. A key set to null resets that setting (see `merge`).
     """
     if not isinstance(options, Mapping):
         return Source(name, {})
     if isinstance(options.get(LSP_SECTION), Mapping):
         options = options[LSP_SECTION]
-    return Source(name, options, lambda k: f"{LSP_SECTION}.{k}")
+    return Source(name, options, lambda k: f"{LSP_SECTION}.{k}", null_resets=True)
 
 
 def load(

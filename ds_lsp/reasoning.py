@@ -7,10 +7,14 @@ reasoning in its own field and leave stray tags in the content, and special
 tokens sometimes leak into the text. The rules, in the order they apply:
 
 1. Special tokens (`<｜end▁of▁sentence｜>`, `<|im_end|>`, ... see
-   `SPECIAL_TOKENS`) are removed everywhere, reasoning and answer alike, before
-   anything else looks at the text. It is one pass, like `re.sub`: the text
-   left around a removed token is not searched again, so `<|im_<|im_end|>end|>`
-   leaves `<|im_end|>`.
+   `SPECIAL_TOKENS`) that leak into the text are removed from the reasoning
+   and from the edges of the answer: before its first and after its last
+   visible (non-whitespace, non-token) character. Inside the answer they stay,
+   verbatim: `END = "<|im_end|>"` in the code being edited is code, not a leak.
+   Tags are looked for as if the tokens were not there, so
+   `</thi<|im_end|>nk>` still closes the reasoning. Tokens are found in one
+   pass, like `re.finditer`: the text left around a token is not searched
+   again, so `<|im_<|im_end|>end|>` in the reasoning leaves `<|im_end|>`.
 2. Tags are recognised only until the reasoning has ended:
    - `open=True` (the template prefilled `<think>`): the text starts inside the
      reasoning. A leading `<think>` (after optional whitespace) is dropped;
@@ -38,12 +42,15 @@ tokens sometimes leak into the text. The rules, in the order they apply:
 
 Streaming gives exactly the one-shot result however the text is chunked. The
 splitter holds back only what could still turn into a tag or a special token
-(`</thi`, `<｜end▁of`), plus the trailing whitespace of the reasoning and the
-blank lines after `</think>` whose fate depends on what follows; `finish()`
-releases or drops the rest. Each `feed` costs time linear in its chunk.
+(`</thi`, `<｜end▁of`), the trailing whitespace of the reasoning and the
+blank lines after `</think>` whose fate depends on what follows, and special
+tokens at the answer's end so far (with the whitespace after them) until
+something visible follows; `finish()` releases or drops the rest. Each `feed`
+costs time linear in its chunk.
 
-One trade-off to know: a special token written on purpose in the answer's code
-(a tokenizer test, say) is removed too; leaking tokens are far more common.
+One trade-off to know: a special token that ends an answer with no code fence
+(`x = 1 <|im_end|>` as the whole answer) is taken for a leak and removed. In a
+fenced block the closing fence follows it, so it stays.
 """
 
 from __future__ import annotations
@@ -53,6 +60,8 @@ from typing import Literal
 
 Kind = Literal["reasoning", "answer"]
 Piece = tuple[Kind, str]
+# A stretch of text, or one whole special token (True).
+Segment = tuple[str, bool]
 
 OPEN_TAG = "<think>"
 CLOSE_TAG = "</think>"
@@ -102,33 +111,37 @@ def split_reasoning(text: str, open: bool = True) -> tuple[str, str]:
     return reasoning, answer
 
 
-class _SpecialTokenFilter:
-    """Streaming `strip_special_tokens`: holds back only a possible token start."""
+class _SpecialTokenScanner:
+    """Streaming `re.finditer` for special tokens: cuts text into text and token
+    segments, holding back only a possible token start."""
 
     def __init__(self) -> None:
         self._held = ""
 
-    def feed(self, chunk: str) -> str:
+    def feed(self, chunk: str) -> list[Segment]:
         text = self._held + chunk
-        kept: list[str] = []
+        segments: list[Segment] = []
         position = 0
         for match in _SPECIAL_TOKEN_RE.finditer(text):
-            kept.append(text[position : match.start()])
+            if match.start() > position:
+                segments.append((text[position : match.start()], False))
+            segments.append((match.group(), True))
             position = match.end()
         # Tokens hold a ">" only as their last character, so no token can start
-        # before a complete one and end after it: these removals are final.
+        # before a complete one and end after it: these matches are final.
         hold_from = len(text)
         for start in range(max(position, len(text) - _LONGEST_SPECIAL_TOKEN + 1), len(text)):
             if text[start] == "<" and text[start:] in _SPECIAL_TOKEN_PREFIXES:
                 hold_from = start
                 break
-        kept.append(text[position:hold_from])
+        if hold_from > position:
+            segments.append((text[position:hold_from], False))
         self._held = text[hold_from:]
-        return "".join(kept)
+        return segments
 
-    def finish(self) -> str:
+    def finish(self) -> list[Segment]:
         held, self._held = self._held, ""
-        return held
+        return [(held, False)] if held else []
 
 
 def _leading_whitespace_length(text: str) -> int:
@@ -156,19 +169,22 @@ class ReasoningSplitter:
 
     def __init__(self, open: bool = True) -> None:
         self._open = open
-        self._special_tokens = _SpecialTokenFilter()
+        self._special_tokens = _SpecialTokenScanner()
         self._state = self._START
         self._closed = False
         self._saw_open_tag = False
-        # start: leading whitespace, then what may still become a tag
+        # start: leading whitespace, then what may still become a tag (with the
+        # tokens inside it, which stay if it turns out to be the answer's start)
         self._leading_whitespace: list[str] = []
-        self._maybe_tag = ""
+        self._maybe_tag: list[Segment] = []
         # reasoning: trailing whitespace and a possible "</think>" start, both held
         self._reasoning_started = False
         self._reasoning_whitespace: list[str] = []
         self._maybe_close_tag = ""
         # after close: whitespace since the last line break
         self._indentation: list[str] = []
+        # answer: special tokens (and whitespace) since its last visible character
+        self._answer_tail: list[Segment] = []
         self._pieces: list[Piece] = []
         self._finished = False
 
@@ -195,17 +211,32 @@ class ReasoningSplitter:
         self._split(self._special_tokens.finish())
         if self._state == self._START:
             # What was held never became a tag: it is ordinary text.
-            held = "".join(self._leading_whitespace) + self._maybe_tag
-            self._leading_whitespace, self._maybe_tag = [], ""
-            self._state = self._REASONING if self._open else self._ANSWER
-            self._split(held)
+            self._leave_start([])
         if self._state == self._REASONING:
             held, self._maybe_close_tag = self._maybe_close_tag, ""
             self._emit_reasoning(held)
+        if self._state == self._ANSWER:
+            # Tokens after the answer's last visible character are leaks.
+            self._emit("answer", "".join(text for text, token in self._answer_tail if not token))
+            self._answer_tail = []
         # Trailing reasoning whitespace and a whitespace-only answer are dropped.
         return self._take_pieces()
 
-    def _split(self, text: str) -> None:
+    def _split(self, segments: list[Segment]) -> None:
+        for text, is_token in segments:
+            if is_token:
+                self._on_special_token(text)
+            else:
+                self._split_text(text)
+
+    def _on_special_token(self, token: str) -> None:
+        if self._state == self._START and self._maybe_tag:
+            self._maybe_tag.append((token, True))  # inside what may be the answer's start
+        elif self._state == self._ANSWER:
+            self._answer_tail.append((token, True))  # kept only if more answer follows
+        # Otherwise it is before the answer or in the reasoning: a leak, dropped.
+
+    def _split_text(self, text: str) -> None:
         while text:
             if self._state == self._START:
                 text = self._at_start(text)
@@ -214,7 +245,7 @@ class ReasoningSplitter:
             elif self._state == self._AFTER_CLOSE:
                 text = self._after_close(text)
             else:
-                self._emit("answer", text)
+                self._in_answer(text)
                 text = ""
 
     def _at_start(self, text: str) -> str:
@@ -225,11 +256,11 @@ class ReasoningSplitter:
             text = text[skip:]
             if not text:
                 return ""
-        candidate = self._maybe_tag + text
+        candidate = "".join(piece for piece, token in self._maybe_tag if not token) + text
         tags = (OPEN_TAG,) if self._open else (OPEN_TAG, CLOSE_TAG)
         for tag in tags:
             if candidate.startswith(tag):
-                self._leading_whitespace, self._maybe_tag = [], ""
+                self._leading_whitespace, self._maybe_tag = [], []
                 if tag == OPEN_TAG:
                     self._saw_open_tag = True
                     self._state = self._REASONING
@@ -238,12 +269,27 @@ class ReasoningSplitter:
                     self._state = self._AFTER_CLOSE
                 return candidate[len(tag) :]
         if any(tag.startswith(candidate) for tag in tags):
-            self._maybe_tag = candidate
+            self._maybe_tag.append((text, False))
             return ""
-        held = "".join(self._leading_whitespace) + candidate
-        self._leading_whitespace, self._maybe_tag = [], ""
+        self._leave_start([(text, False)])
+        return ""
+
+    def _leave_start(self, rest: list[Segment]) -> None:
+        """No leading tag after all: replay what was held as reasoning or answer."""
+        held = [("".join(self._leading_whitespace), False), *self._maybe_tag, *rest]
+        self._leading_whitespace, self._maybe_tag = [], []
         self._state = self._REASONING if self._open else self._ANSWER
-        return held
+        self._split(held)
+
+    def _in_answer(self, text: str) -> None:
+        if self._answer_tail:
+            if not text.strip():
+                self._answer_tail.append((text, False))
+                return
+            # Something visible follows the held tokens: they are inside the answer.
+            text = "".join(piece for piece, _ in self._answer_tail) + text
+            self._answer_tail = []
+        self._emit("answer", text)
 
     def _in_reasoning(self, text: str) -> str:
         text = self._maybe_close_tag + text

@@ -11,14 +11,19 @@ from urllib.parse import urlsplit, urlunsplit
 HIDDEN = "<hidden>"
 
 
+# Credentials before a host, with or without a scheme: "bob:pw@" in "http://bob:pw@h/v1".
+_CREDENTIALS = re.compile(r"(^|//)[^/\s@]+@")
+
+
 def redact_url(url: str) -> str:
     """The URL with any `user:password@` replaced: http://<hidden>@host:8080/v1."""
     try:
         parts = urlsplit(url)
-    except ValueError:
-        return url
+    except ValueError:  # malformed ("http://bob:pw@[::1/v1"): hide by pattern instead
+        return _CREDENTIALS.sub(rf"\1{HIDDEN}@", url, count=1)
     if "@" not in parts.netloc:
-        return url
+        # No scheme ("bob:pw@host:80"): urlsplit sees no host at all.
+        return _CREDENTIALS.sub(rf"\1{HIDDEN}@", url, count=1) if "@" in url else url
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{HIDDEN}@{host}"))
 

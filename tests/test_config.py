@@ -164,3 +164,163 @@ def test_reasoning_budget_zero_or_none_means_no_budget():
 def test_config_file_location_follows_xdg_and_override(tmp_path):
     assert config.config_file_path({"DS_LSP_CONFIG": "/etc/x.toml"}) == Path("/etc/x.toml")
     assert config.config_file_path({"XDG_CONFIG_HOME": "/cfg"}) == Path("/cfg/ds-lsp/config.toml")
+
+
+# --- issue 5, defect 5: null, floats, acronyms; the reasoning setting -----------------
+
+
+def test_null_in_the_editors_settings_resets_a_setting_to_its_default(tmp_path):
+    below, problems = load(
+        tmp_path,
+        toml='backend = "openai"\nn_ctx = 4096\n',
+        env={"DS_LSP_MODEL": "from-env", "DS_LSP_API_KEY": "sk-x"},
+    )
+    assert problems == []
+
+    settings, problems = config.merge(
+        [
+            config.lsp_source({"dsLsp": {"nCtx": 2048, "model": None}}, "initializationOptions"),
+            config.lsp_source(
+                {"nCtx": None, "backend": None, "apiKey": None}, "workspace/configuration"
+            ),
+        ],
+        base=below,
+    )
+
+    assert problems == []
+    assert settings.n_ctx == 8192  # not the file's 4096, not the init options' 2048
+    assert settings.backend == "llama_cpp"
+    assert settings.model is None and settings.api_key is None
+    assert settings.max_tokens == below.max_tokens  # keys left out stay as they were
+
+
+def test_null_may_reset_to_the_settings_the_server_started_with(tmp_path):
+    started_with, _ = load(tmp_path, env={"DS_LSP_N_CTX": "4096", "DS_LSP_MODEL": "m"})
+    init, _ = config.merge(
+        [config.lsp_source({"nCtx": 2048, "model": "x"}, "initializationOptions")],
+        base=started_with,
+    )
+
+    settings, problems = config.merge(
+        [config.lsp_source({"nCtx": None, "model": None, "topP": None}, "workspace")],
+        base=init,
+        defaults=started_with,
+    )
+
+    assert problems == []
+    assert (settings.n_ctx, settings.model, settings.top_p) == (4096, "m", 0.95)
+
+
+def test_null_for_an_unknown_key_is_still_reported():
+    settings, problems = config.merge([config.lsp_source({"nCtxx": None}, "init")])
+    assert settings == Settings()
+    assert "dsLsp.nCtxx: unknown setting" in problems[0]
+
+
+def test_empty_text_and_non_editor_sources_never_reset():
+    base = Settings(n_ctx=4096, model="m")
+    settings, problems = config.merge(
+        [
+            config.lsp_source({"model": "  "}, "init"),  # empty text: not set here
+            config.Source("the command line", {"n_ctx": None}),  # a flag not given
+        ],
+        base=base,
+    )
+    assert (settings, problems) == (base, [])
+
+
+@pytest.mark.parametrize("raw", [4096.7, 4096.5, 0.1, "4096.7", [4096], {"n": 1}])
+def test_a_number_that_is_not_whole_is_refused_not_truncated(raw):
+    settings, problems = config.merge([config.lsp_source({"nCtx": raw}, "init")])
+
+    assert settings.n_ctx == 8192
+    assert len(problems) == 1
+    assert f"dsLsp.nCtx={raw!r} is not valid" in problems[0]
+    assert "an integer of at least 256" in problems[0]
+
+
+@pytest.mark.parametrize("key", ["nThreads", "reasoningBudget", "maxTokens", "nGpuLayers"])
+def test_every_integer_setting_refuses_a_fraction(key):
+    settings, problems = config.merge([config.lsp_source({key: 12.5}, "init")])
+
+    assert settings == Settings()
+    assert len(problems) == 1 and f"dsLsp.{key}=12.5 is not valid" in problems[0]
+
+
+def test_whole_numbers_written_as_floats_or_text_are_accepted():
+    settings, problems = config.merge(
+        [config.lsp_source({"nCtx": 4096.0, "nThreads": "4", "nGpuLayers": -1.0}, "init")]
+    )
+    assert problems == []
+    assert (settings.n_ctx, settings.n_threads, settings.n_gpu_layers) == (4096, 4, -1)
+
+
+@pytest.mark.parametrize(
+    ("key", "name"),
+    [
+        ("nGPULayers", "n_gpu_layers"),
+        ("nGpuLayers", "n_gpu_layers"),
+        ("n_gpu_layers", "n_gpu_layers"),
+        ("n-gpu-layers", "n_gpu_layers"),
+        ("baseURL", "base_url"),
+        ("baseUrl", "base_url"),
+        ("APIKey", "api_key"),
+        ("apiKey", "api_key"),
+        ("topP", "top_p"),
+        ("modelPath", "model_path"),
+        ("nCtx", "n_ctx"),
+    ],
+)
+def test_camel_case_keys_with_acronyms_name_the_right_setting(key, name):
+    assert config.snake_case(key) == name
+
+
+def test_n_gpu_layers_in_capitals_sets_the_setting():
+    settings, problems = config.merge([config.lsp_source({"nGPULayers": 12}, "init")])
+    assert problems == []
+    assert settings.n_gpu_layers == 12
+
+
+def test_reasoning_is_auto_unless_set(tmp_path):
+    assert Settings().reasoning == "auto"
+
+    settings, problems = load(tmp_path, toml='reasoning = "off"\n')
+    assert (settings.reasoning, problems) == ("off", [])
+    settings, problems = load(tmp_path, env={"DS_LSP_REASONING": "on"})
+    assert (settings.reasoning, problems) == ("on", [])
+    settings, problems = config.merge([config.lsp_source({"reasoning": "off"}, "init")])
+    assert (settings.reasoning, problems) == ("off", [])
+
+
+@pytest.mark.parametrize("raw", ["yes", "ON", True, 1, "none"])
+def test_a_bad_reasoning_value_says_what_it_accepts(raw):
+    settings, problems = config.merge([config.lsp_source({"reasoning": raw}, "init")])
+
+    assert settings.reasoning == "auto"
+    assert len(problems) == 1
+    assert "dsLsp.reasoning" in problems[0]
+    assert "it accepts one of auto, on, off; keeping 'auto'" in problems[0]
+
+
+# --- issue 5, defect 6: secrets in the settings shown in logs -----------------------
+
+
+def test_a_password_in_base_url_is_never_in_redacted_settings():
+    settings = Settings(
+        backend="openai", base_url="http://bob:hunter2@127.0.0.1:8080/v1", api_key="sk-SECRET"
+    )
+
+    shown = settings.redacted()
+
+    assert "hunter2" not in str(shown) and "bob" not in str(shown)
+    assert "sk-SECRET" not in str(shown)
+    assert shown["base_url"].startswith("http://")
+    assert shown["base_url"].endswith("@127.0.0.1:8080/v1")
+    assert settings.base_url == "http://bob:hunter2@127.0.0.1:8080/v1"  # still usable
+
+
+def test_a_base_url_without_credentials_is_shown_as_is():
+    assert Settings(base_url="http://localhost:11434/v1").redacted()["base_url"] == (
+        "http://localhost:11434/v1"
+    )
+    assert Settings().redacted()["base_url"] is None

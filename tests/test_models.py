@@ -63,8 +63,29 @@ def test_sizes_and_quants_name_the_file_in_its_repo(size, quant, filename):
     assert spec.ollama_tag == f"deepseek-r1:{size.strip().lower()}"
 
 
+def meminfo_total_bytes() -> int:
+    """This machine's RAM as the kernel reports it, read apart from ds_lsp's own code."""
+    try:
+        text = Path("/proc/meminfo").read_text()
+    except OSError:
+        pytest.skip("no /proc/meminfo on this OS")
+    kib = next(line.split()[1] for line in text.splitlines() if line.startswith("MemTotal:"))
+    return int(kib) * 1024
+
+
+def size_for(ram_bytes: int) -> str:
+    """The table in recommend_size's docstring, restated."""
+    for below_gib, size in ((12, "1.5b"), (22, "7b"), (44, "14b"), (88, "32b")):
+        if ram_bytes < below_gib * GiB:
+            return size
+    return "70b"
+
+
 def test_auto_picks_by_this_machines_ram():
-    assert models.resolve("auto").size == models.recommend_size()
+    expected = size_for(meminfo_total_bytes())
+    spec = models.resolve("auto")
+    assert spec.size == expected
+    assert spec.filename == models.resolve(expected).filename
 
 
 def test_an_unknown_size_lists_the_accepted_ones():
@@ -113,8 +134,8 @@ def test_recommend_size_by_ram(ram_bytes, size):
 
 
 def test_recommend_size_reads_this_machines_ram():
-    assert models.recommend_size() in models.CATALOGUE
-    assert models.recommend_size() == models.recommend_size(models.total_ram_bytes())
+    assert models.total_ram_bytes() == meminfo_total_bytes()
+    assert models.recommend_size() == size_for(meminfo_total_bytes())
 
 
 # --- where models live -----------------------------------------------------------------

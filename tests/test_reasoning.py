@@ -243,9 +243,31 @@ def test_second_think_block_after_the_answer_began_is_answer_text(split):
 
 
 @pytest.mark.parametrize("token", SPECIAL_TOKENS)
-def test_leaked_special_tokens_are_removed_from_reasoning_and_answer(split, token):
-    text = f"{token}<think>R{token}1</think>{token}\n\nA{token}2{token}"
+def test_leaked_special_tokens_are_removed_from_reasoning_and_the_answers_edges(split, token):
+    text = f"{token}<think>R{token}1</think>{token}\n\nA2{token}"
     assert split(text)[:2] == ("R1", "A2")
+    text = f"{token}  {token}return x  {token}\n{token} \n"
+    assert split(text, open=False)[:2] == ("", "  return x  \n \n")
+
+
+@pytest.mark.parametrize("token", SPECIAL_TOKENS)
+def test_special_token_text_inside_the_answer_is_kept_verbatim(split, token):
+    code = f'END = "{token}"\nSTART = "{token}" + "{token}"'
+    assert split(f"R</think>\n\n{code}{token}\n")[:2] == ("R", code + "\n")
+    assert split(f"{token}```python\n{code}\n```{token}", open=False)[:2] == (
+        "",
+        f"```python\n{code}\n```",
+    )
+
+
+def test_tokens_in_what_looked_like_a_tag_stay_when_it_is_answer(split):
+    assert split("<<|im_end|>x", open=False)[:2] == ("", "<<|im_end|>x")
+    assert split("</thi<|im_end|>ng>A", open=False)[:2] == ("", "</thi<|im_end|>ng>A")
+
+
+def test_tags_are_found_through_leaked_tokens(split):
+    result = split("<thi<|im_end|>nk>R</thi<|im_end|>nk>A", open=False)
+    assert result == ("R", "A", True, True)
 
 
 def test_end_of_sentence_after_the_answer_is_removed(split):
@@ -256,8 +278,9 @@ def test_ascii_bar_variants_of_deepseek_tokens_are_removed(split):
     assert split("<|User|>R</think>A<|end▁of▁sentence|>")[:2] == ("R", "A")
 
 
-def test_special_tokens_are_removed_in_one_pass(split):
-    assert split("R</think><|im_<|im_end|>end|>")[:2] == ("R", "<|im_end|>")
+def test_special_tokens_are_found_in_one_pass(split):
+    assert split("R<|im_<|im_end|>end|></think>A")[:2] == ("R<|im_end|>", "A")
+    assert split("R</think><|im_<|im_end|>end|>")[:2] == ("R", "<|im_<|im_end|>end|>")
 
 
 def test_text_that_only_resembles_a_special_token_stays(split):

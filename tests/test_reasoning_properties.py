@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ds_lsp.reasoning import ReasoningSplitter, split_reasoning, strip_special_tokens
+from ds_lsp.reasoning import SPECIAL_TOKENS, ReasoningSplitter, split_reasoning
 
 CASES = [
     "<think>Add them.</think>return a + b",
@@ -35,6 +35,11 @@ CASES = [
     "<|User|>R</think>A<|end▁of▁sentence|>",
     "R</think><|im_<|im_end|>end|>",
     "a <| b, <|im_endx|>, <｜User> and <|User",
+    'R</think>\n\nEND = "<|im_end|>"<｜end▁of▁sentence｜>\n',
+    "<|im_end|> x <|im_end|> y <|im_end|> \n<|eot_id|>",
+    "<<|im_end|>x",
+    "<thi<|im_end|>nk>R</thi<|im_end|>nk>A",
+    "</thi<|im_end|>ng>A",
 ]
 
 FRAGMENTS = [
@@ -81,9 +86,39 @@ def whole(text: str, open: bool) -> tuple[str, str, bool, bool]:
     return stream(text, [], open)
 
 
+TOKEN = re.compile("|".join(map(re.escape, SPECIAL_TOKENS)))
+
+
 def rules(text: str, open: bool) -> tuple[str, str]:
     """The module docstring's rules, applied to the whole text with plain string operations."""
-    text = strip_special_tokens(text)
+    original = text
+    # Where each character left after removing the tokens was in the original.
+    origin = [i for i, is_token in enumerate(token_mask(original)) if not is_token]
+    text = "".join(original[i] for i in origin)
+    reasoning, answer = rules_without_tokens(text, open)
+    return reasoning, with_inner_tokens(answer, original, origin)
+
+
+def token_mask(text: str) -> list[bool]:
+    mask = [False] * len(text)
+    for match in TOKEN.finditer(text):
+        mask[match.start() : match.end()] = [True] * len(match.group())
+    return mask
+
+
+def with_inner_tokens(answer: str, original: str, origin: list[int]) -> str:
+    """The answer is a suffix of the token-free text; put back, verbatim, the original
+    between its first and last visible character."""
+    if not answer.strip():
+        return answer
+    lead = answer[: len(answer) - len(answer.lstrip())]
+    trail = answer[len(answer.rstrip()) :]
+    first = len(origin) - len(answer) + len(lead)
+    last = len(origin) - len(trail) - 1
+    return lead + original[origin[first] : origin[last] + 1] + trail
+
+
+def rules_without_tokens(text: str, open: bool) -> tuple[str, str]:
     leading_tag = re.match(r"\s*(</?think>)", text)
     if open:
         if leading_tag and leading_tag[1] == "<think>":

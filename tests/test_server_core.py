@@ -290,3 +290,12 @@ def test_debug_logging_shows_the_protocol_but_never_a_secret():
     assert "hunter2" not in shown
     assert FAKE_KEY not in shown
     assert done.returncode == 0
+
+
+async def test_null_in_the_editor_settings_resets_to_ds_lsp_s_own_value(client):
+    await start(
+        client, options={"dsLsp": {"maxTokens": 512}}, workspace={"dsLsp": {"maxTokens": None}}
+    )
+
+    logged_settings = await wait_for_log(client, "settings: {")
+    assert "'max_tokens': 4096" in logged_settings

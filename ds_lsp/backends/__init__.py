@@ -49,7 +49,7 @@ def make_backend(settings: Settings) -> Backend:
         n_ctx=settings.n_ctx,
         n_threads=settings.n_threads,
         n_gpu_layers=settings.n_gpu_layers,
-        reasoning=getattr(settings, "reasoning", "auto"),
+        reasoning=settings.reasoning,
     )
 
 

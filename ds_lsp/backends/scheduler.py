@@ -43,7 +43,7 @@ BACKEND_SETTINGS = (
 
 
 def backend_key(settings: Settings) -> tuple:
-    return tuple(getattr(settings, name, None) for name in BACKEND_SETTINGS)
+    return tuple(getattr(settings, name) for name in BACKEND_SETTINGS)
 
 
 class ModelScheduler:

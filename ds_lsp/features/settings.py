@@ -21,6 +21,7 @@ def on_initialize(ls, params: types.InitializeParams) -> None:
     ls.init_settings, problems = config.merge(
         [config.lsp_source(params.initialization_options, "initializationOptions")],
         base=ls.base_settings,
+        defaults=ls.base_settings,
     )
     report_problems(problems)  # once: later pulls merge on top of these settings
     apply(ls, ls.init_settings)
@@ -54,6 +55,9 @@ def merge_workspace_settings(ls, workspace_config: object) -> None:
     settings, problems = config.merge(
         [config.lsp_source(workspace_config, "workspace/configuration")],
         base=ls.init_settings,
+        # null means "ds-lsp's own setting" (config file, environment, flags): VS Code
+        # sends null for every declared setting left at a null default.
+        defaults=ls.base_settings,
     )
     report_problems(problems)
     apply(ls, settings)
