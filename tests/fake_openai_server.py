@@ -10,6 +10,11 @@ with its own event loop, so in-process async tests and subprocesses (the CLI,
 an editor) can all talk to it. As a pytest plugin this module provides the
 `fake_openai` fixture: one server per test session, reset before each test.
 
+Tests synchronise with it through events, never sleeps: `wait_for_request`
+returns once a request has arrived, a `Reply(hold=True)` sends nothing (not
+even headers) until `release()`, and each request's `Served` record notes the
+moment the client closed the connection (aiohttp cancels the handler then).
+
 Run it by hand for editor tests:
     python -m tests.fake_openai_server --port 8765 --reply 'print("hi")'
 """
@@ -82,13 +87,26 @@ class Reply:
     stray: str = "<think>\n"
     # False: the reasoning block never closes (cut off); tagged formats leave out "</think>".
     closed: bool = True
+    # Accept the request, then send nothing, not even headers, until `release()` (or the
+    # client goes away): a server still loading the model or evaluating a long prompt.
+    hold: bool = False
 
 
 @dataclass
-class _Served:
-    """What happened to one request, for tests to inspect."""
+class Served:
+    """What happened to one request, for tests and benchmarks to inspect."""
 
+    arrived_at: float = field(default_factory=time.perf_counter)
+    # Set when the client closed the connection before the reply was complete.
     disconnected: threading.Event = field(default_factory=threading.Event)
+    disconnected_at: float | None = None  # time.perf_counter() when the server saw it
+    # Lets a held reply go on; created and set on the server's loop only.
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def note_disconnect(self) -> None:
+        if not self.disconnected.is_set():
+            self.disconnected_at = time.perf_counter()
+            self.disconnected.set()
 
 
 class FakeOpenAIServer:
@@ -103,8 +121,9 @@ class FakeOpenAIServer:
         self.headers: list[dict[str, str]] = []  # their headers, Authorization left out
         self.auth_headers: list[str | None] = []  # their Authorization headers
         self._replies: collections.deque[Reply] = collections.deque()
-        self._served: list[_Served] = []
+        self._served: list[Served] = []
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)  # notified as each request arrives
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -130,14 +149,31 @@ class FakeOpenAIServer:
             self._served.clear()
             self.models = list(DEFAULT_MODELS)
 
+    def served(self, request_index: int = 0, timeout: float = 10.0) -> Served:
+        """The record of that request (counted since the last reset; -1: the latest),
+        once it has arrived. Blocks; raises TimeoutError if it never comes."""
+        with self._arrived:
+            if not self._arrived.wait_for(
+                lambda: len(self._served) > max(request_index, 0), timeout
+            ):
+                raise TimeoutError(f"request {request_index} did not arrive in {timeout:g} s")
+            return self._served[request_index]
+
+    async def wait_for_request(self, request_index: int = 0, timeout: float = 10.0) -> Served:
+        """`served()` for async code: returns once the request has arrived."""
+        return await asyncio.to_thread(self.served, request_index, timeout)
+
+    def release(self, request_index: int = 0) -> None:
+        """Let a `Reply(hold=True)` go on (waits for its request to arrive first)."""
+        served = self.served(request_index)
+        self._loop.call_soon_threadsafe(served.released.set)
+
     async def wait_for_disconnect(self, request_index: int = -1, timeout: float = 5.0) -> bool:
         """Whether the client of that request closed the connection before the stream ended."""
-        deadline = time.monotonic() + timeout
-        while not self._served and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        if not self._served:
+        try:
+            served = await self.wait_for_request(request_index, timeout)
+        except TimeoutError:
             return False
-        served = self._served[request_index]
         return await asyncio.to_thread(served.disconnected.wait, timeout)
 
     # -- lifecycle -------------------------------------------------------------
@@ -167,7 +203,9 @@ class FakeOpenAIServer:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat_completions)
         app.router.add_get("/v1/models", self._list_models)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
+        # handler_cancellation: a client that goes away cancels its handler at once,
+        # which is how the server notices (and times) a disconnect.
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
@@ -185,21 +223,28 @@ class FakeOpenAIServer:
 
     async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        with self._lock:
+        with self._arrived:
             reply = self._replies.popleft() if self._replies else self.default_reply
             self.requests.append(body)
             self.auth_headers.append(request.headers.get("Authorization"))
             self.headers.append(
                 {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
             )
-            served = _Served()
+            served = Served()
             self._served.append(served)
+            self._arrived.notify_all()
         model = body.get("model", "")
-        if reply.status != 200:
-            return self._error(reply, request, model)
-        if not body.get("stream"):
-            return web.json_response(_completion(reply, model))
-        return await self._stream(reply, request, model, served)
+        try:
+            if reply.hold:
+                await served.released.wait()
+            if reply.status != 200:
+                return self._error(reply, request, model)
+            if not body.get("stream"):
+                return web.json_response(_completion(reply, model))
+            return await self._stream(reply, request, model, served)
+        except asyncio.CancelledError:
+            served.note_disconnect()  # the client went away: aiohttp cancelled this handler
+            raise
 
     def _error(self, reply: Reply, request: web.Request, model: str) -> web.Response:
         if reply.error_body is not None:
@@ -214,7 +259,7 @@ class FakeOpenAIServer:
         return web.json_response({"error": error}, status=reply.status)
 
     async def _stream(
-        self, reply: Reply, request: web.Request, model: str, served: _Served
+        self, reply: Reply, request: web.Request, model: str, served: Served
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -249,37 +294,22 @@ class FakeOpenAIServer:
             events.append(event(None, usage=usage))
         events.append(b"data: [DONE]\n\n")
 
+        # A client that goes away cancels this handler wherever it waits (see _start).
         for sent, data in enumerate(events):
             if sent == reply.hang_after:
-                await _wait_for_disconnect(request, served, math.inf)
-                return response
+                await asyncio.Event().wait()  # until the client goes away
             if sent == reply.drop_after:
                 request.transport.close()
                 return response
-            if (
-                sent
-                and reply.delay
-                and not await _wait_for_disconnect(request, served, reply.delay)
-            ):
-                return response
+            if sent and reply.delay:
+                await asyncio.sleep(reply.delay)
             try:
                 await response.write(data)
             except ConnectionError:
-                served.disconnected.set()
+                served.note_disconnect()
                 return response
         await response.write_eof()
         return response
-
-
-async def _wait_for_disconnect(request: web.Request, served: _Served, seconds: float) -> bool:
-    """Sleep up to `seconds`; False (and noted) as soon as the client goes away."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if request.transport is None or request.transport.is_closing():
-            served.disconnected.set()
-            return False
-        await asyncio.sleep(min(0.01, seconds))
-    return True
 
 
 def _pieces(text: str, size: int) -> list[str]:

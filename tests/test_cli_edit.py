@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -232,20 +231,28 @@ def test_the_reasoning_budget_over_http_stops_and_says_so(sample, fake_openai):
 
 
 def test_a_file_saved_while_the_model_works_is_not_overwritten(sample, fake_openai):
-    fake_openai.enqueue(
-        Reply(reasoning="thinking " * 20, content=f"```python\n{TYPED}```", delay=0.05)
-    )
+    # The server holds its answer until the user has saved: no timing to race.
+    fake_openai.enqueue(Reply(reasoning="thinking", content=f"```python\n{TYPED}```", hold=True))
     saved_by_user = SAMPLE + "# the user typed this\n"
+    problems: list[Exception] = []
 
     def save_meanwhile():
-        time.sleep(0.5)
-        sample.write_bytes(saved_by_user.encode())
+        try:
+            fake_openai.served(0)  # the request came: the command has read the file
+        except TimeoutError as exc:  # the command never asked the model
+            problems.append(exc)
+            return
+        try:
+            sample.write_bytes(saved_by_user.encode())
+        finally:
+            fake_openai.release(0)  # now the answer comes
 
     saver = threading.Thread(target=save_meanwhile)
     saver.start()
     done = edit(sample, fake_openai, "--write")
     saver.join()
 
+    assert problems == []
     assert done.returncode == 1
     assert "changed while the model was working" in one_line(done.stderr)
     assert sample.read_bytes() == saved_by_user.encode()

@@ -1,8 +1,9 @@
 """The OpenAI-compatible backend against the fake server, in every wire format.
 
 What a user sees: the reasoning and the answer, never a tag or a special token;
-why a stream ended; and, when something fails, a message that says what to try
-and never shows the API key.
+why a stream ended; a cancel that closes the connection at once; and, when
+something fails, a message that says what to try and never shows the API key
+or a password in the URL.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 
 from ds_lsp.backends.base import ChatRequest, Delta, FinishReason, Message, ModelError, collect
 from ds_lsp.backends.openai_compat import PRESETS, OpenAIBackend, preset_for_url
+from ds_lsp.redact import HIDDEN
 from tests.fake_openai_server import FakeOpenAIServer, Reply
 
 MODEL = "deepseek-r1:7b"
@@ -77,7 +79,8 @@ async def test_every_wire_format_gives_reasoning_and_answer_apart(
 
     assert result.finish == FinishReason.STOP
     assert result.answer == ANSWER
-    assert result.reasoning == ("" if wire_format == "none" else REASONING)
+    # A tagless answer was shown live as (provisional) reasoning before it proved an answer.
+    assert result.reasoning == (ANSWER.strip() if wire_format == "none" else REASONING)
     assert_clean(result.reasoning)
     assert_clean(result.answer)
 
@@ -91,7 +94,7 @@ async def test_leaked_special_tokens_are_removed(fake_openai, backend, wire_form
     )
     result = await generate(fake_openai, backend, reply)
 
-    assert result.reasoning == ("" if wire_format == "none" else "Think.")
+    assert result.reasoning == ("x = 1" if wire_format == "none" else "Think.")
     assert result.answer == "x = 1"
 
 
@@ -161,10 +164,14 @@ async def test_reasoning_cut_off_at_max_tokens_is_reported_with_no_answer(
 
 async def test_a_plain_answer_with_no_reasoning_at_all_is_the_answer(fake_openai, backend):
     # A server that skipped the reasoning: no tags, no field, finished normally.
-    reply = Reply(content="return 42", format="none")
-    result = await generate(fake_openai, backend, reply)
+    fake_openai.enqueue(Reply(content="return 42", format="none"))
+    deltas = [delta async for delta in backend.stream(ask())]
 
-    assert (result.reasoning, result.answer, result.finish) == ("", "return 42", FinishReason.STOP)
+    # Shown live as reasoning while it could still be a prefilled template's reasoning,
+    # then, once the stream ended with no tag, sent whole as the answer.
+    assert "".join(d.reasoning for d in deltas) == "return 42"
+    assert [d.content for d in deltas if d.content] == ["return 42"]
+    assert deltas[-1].finish == FinishReason.STOP
 
 
 @pytest.mark.parametrize("reason", ["abort", "content_filter", "error"])
@@ -176,10 +183,11 @@ async def test_an_abnormal_finish_reason_is_an_error_naming_it(fake_openai, back
     assert reason in result.detail
 
 
-@pytest.mark.parametrize("wire_format", ["reasoning_content", "inline"])
+@pytest.mark.parametrize("wire_format", ["reasoning_content", "inline", "inline_prefilled"])
 async def test_reasoning_streams_live(fake_openai, backend, wire_format):
     # The server stops sending after 4 chunks and never finishes: a reasoning
-    # delta can only come from pieces passed on as they arrive.
+    # delta can only come from pieces passed on as they arrive. For a prefilled
+    # "<think>" that is long before any "</think>" could tell it is reasoning.
     fake_openai.enqueue(
         Reply(reasoning=REASONING, content=ANSWER, format=wire_format, hang_after=4)
     )
@@ -220,9 +228,7 @@ async def test_reasoning_off_asks_ollama_to_skip_thinking(fake_openai):
     assert fake_openai.requests[0]["reasoning_effort"] == "none"
 
 
-@pytest.mark.parametrize(
-    "wire_format", ["reasoning_content", "reasoning", "inline", "inline_prefilled"]
-)
+@pytest.mark.parametrize("wire_format", ["reasoning_content", "reasoning", "thinking", "inline"])
 async def test_reasoning_budget_ends_the_stream_when_exceeded(fake_openai, backend, wire_format):
     reply = Reply(reasoning="step " * 200, content=ANSWER, format=wire_format, chunk_size=5)
     result = await generate(fake_openai, backend, reply, reasoning_budget=20)
@@ -232,6 +238,44 @@ async def test_reasoning_budget_ends_the_stream_when_exceeded(fake_openai, backe
     assert result.answer == ""
     assert result.reasoning.startswith("step step")
     assert len(result.reasoning) < len("step " * 200) / 2
+
+
+LONG_ANSWER = "".join(f"def f{i}(x):\n    return x + {i}\n\n\n" for i in range(60))
+
+
+@pytest.mark.parametrize("wire_format", ["none", "reasoning_content", "reasoning"])
+@pytest.mark.parametrize("chunk_size", [1, 5, 64])
+async def test_a_plain_answer_longer_than_the_budget_arrives_whole(
+    fake_openai, backend, wire_format, chunk_size
+):
+    # No reasoning at all, in any form: the content alone, far over the budget (20 tokens,
+    # about 80 characters). It may look like a prefilled template's reasoning until the
+    # stream ends, but the reasoning budget must never cut an answer.
+    reply = Reply(content=LONG_ANSWER, format=wire_format, chunk_size=chunk_size)
+    result = await generate(fake_openai, backend, reply, reasoning_budget=20)
+
+    assert (result.answer, result.finish, result.detail) == (LONG_ANSWER, FinishReason.STOP, "")
+
+
+@pytest.mark.parametrize("wire_format", ["reasoning_content", "reasoning", "inline"])
+async def test_an_answer_longer_than_the_budget_after_short_reasoning_arrives_whole(
+    fake_openai, backend, wire_format
+):
+    reply = Reply(reasoning="Short.", content=LONG_ANSWER, format=wire_format, chunk_size=7)
+    result = await generate(fake_openai, backend, reply, reasoning_budget=20)
+
+    assert (result.reasoning, result.answer) == ("Short.", LONG_ANSWER)
+    assert result.finish == FinishReason.STOP
+
+
+async def test_prefilled_reasoning_over_the_budget_is_not_cut(fake_openai, backend):
+    # "R</think>A" with no tag before "</think>" reads exactly like a plain answer until
+    # the "</think>" comes, so the budget cannot tell it from one: max_tokens bounds it.
+    reply = Reply(reasoning="step " * 200, content=ANSWER, format="inline_prefilled")
+    result = await generate(fake_openai, backend, reply, reasoning_budget=20)
+
+    assert (result.reasoning, result.answer) == (("step " * 200).strip(), ANSWER)
+    assert result.finish == FinishReason.STOP
 
 
 async def test_reasoning_within_budget_is_untouched(fake_openai, backend):
@@ -262,6 +306,35 @@ async def test_cancel_event_stops_a_stream_that_would_never_end(fake_openai, bac
     assert result.finish == FinishReason.CANCELLED
     assert deltas[-1].finish == FinishReason.CANCELLED
     assert await fake_openai.wait_for_disconnect()
+
+
+async def test_cancel_before_the_server_answers_closes_the_connection(fake_openai, backend):
+    # The server took the request but sends nothing, not even headers (a model still
+    # loading, a long prompt being evaluated): only the cancel can end this wait.
+    fake_openai.enqueue(Reply(hold=True))
+    cancel = asyncio.Event()
+    generation = asyncio.create_task(collect(backend.stream(ask(cancel=cancel))))
+    served = await fake_openai.wait_for_request()
+    cancel.set()
+    result = await asyncio.wait_for(generation, DEADLINE)
+
+    assert result.finish == FinishReason.CANCELLED
+    assert await asyncio.to_thread(served.disconnected.wait, DEADLINE)
+    # The backend is fine afterwards.
+    assert (await generate(fake_openai, backend, Reply(content="ok"))).answer == "ok"
+
+
+async def test_cancelling_the_consuming_task_before_the_server_answers_closes_the_connection(
+    fake_openai, backend
+):
+    fake_openai.enqueue(Reply(hold=True))
+    task = asyncio.create_task(collect(backend.stream(ask())))
+    served = await fake_openai.wait_for_request()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    assert await asyncio.to_thread(served.disconnected.wait, DEADLINE)
 
 
 async def test_cancel_set_before_the_start_sends_nothing(fake_openai, backend):
@@ -350,7 +423,7 @@ async def test_a_refused_key_is_reported_and_never_shown(fake_openai, caplog):
     assert message == (
         f"the server at {fake_openai.base_url} refused the API key (HTTP 401); check DS_LSP_API_KEY"
     )
-    assert "bad key <api key>" in server_echo
+    assert f"bad key {HIDDEN}" in server_echo
     error = caught.value
     for shown in (message, server_echo, str(error), repr(error), repr(backend), backend.name):
         assert FAKE_KEY not in shown
@@ -365,13 +438,91 @@ async def test_no_key_where_one_is_needed_says_to_set_it(fake_openai, backend):
     assert "needs an API key (HTTP 401); set DS_LSP_API_KEY" in message
 
 
-async def test_the_environments_openai_key_is_not_sent_to_the_server(
-    fake_openai, backend, monkeypatch
-):
+async def test_the_environments_openai_key_is_not_sent_to_the_server(fake_openai, monkeypatch):
+    # Set before the backend (and its client) exists: the openai client reads it then.
     monkeypatch.setenv("OPENAI_API_KEY", "sk-users-real-openai-key")
-    await generate(fake_openai, backend, Reply(content="ok"))
+    backend = OpenAIBackend(fake_openai.base_url, MODEL)
+    try:
+        await generate(fake_openai, backend, Reply(content="ok"))
+    finally:
+        await backend.aclose()
 
-    assert "sk-users-real-openai-key" not in str(fake_openai.auth_headers)
+    assert fake_openai.auth_headers == ["Bearer no-key"]
+
+
+URL_PASSWORD = "pw-DO-NOT-SHOW-2718"
+
+
+def with_credentials(url: str) -> str:
+    return url.replace("http://", f"http://ds-user:{URL_PASSWORD}@")
+
+
+def assert_no_secret(*texts: str) -> None:
+    for text in texts:
+        assert FAKE_KEY not in text
+        assert URL_PASSWORD not in text
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(status=401),
+        Reply(status=404),
+        Reply(status=500),
+        # A server (or proxy) that echoes what it was sent, secrets and all.
+        Reply(status=500, error_body=f"http://ds-user:{URL_PASSWORD}@proxy rejected {FAKE_KEY}"),
+        Reply(status=400, error_body={"message": f"bad password {URL_PASSWORD}"}),
+        Reply(reasoning=REASONING, malformed=True),
+        Reply(reasoning=REASONING * 10, drop_after=3),
+        Reply(content="def f(", finish_reason=None),
+    ],
+    ids=["401", "404", "500", "500-echo", "400-echo", "malformed", "dropped", "unfinished"],
+)
+async def test_errors_never_show_the_key_or_a_password_in_the_url(fake_openai, reply, caplog):
+    caplog.set_level(logging.DEBUG, logger="ds_lsp")
+    url = with_credentials(fake_openai.base_url)
+    backend = OpenAIBackend(url, MODEL, api_key=FAKE_KEY)
+    try:
+        message = await failure(fake_openai, backend, reply)
+    finally:
+        await backend.aclose()
+
+    shown_url = fake_openai.base_url.replace("http://", f"http://{HIDDEN}@")
+    assert shown_url in message  # the user still sees where it went
+    assert_no_secret(message, backend.name, repr(backend), caplog.text)
+
+
+async def test_no_server_at_a_url_with_a_password_never_shows_it(caplog):
+    caplog.set_level(logging.DEBUG, logger="ds_lsp")
+    port = closed_port()
+    backend = OpenAIBackend(
+        with_credentials(f"http://127.0.0.1:{port}/v1"), MODEL, api_key=FAKE_KEY, preset="vllm"
+    )
+    try:
+        with pytest.raises(ModelError) as caught:
+            await collect(backend.stream(ask()))
+        with pytest.raises(ModelError) as checked:
+            await backend.check()
+    finally:
+        await backend.aclose()
+
+    expected = f"no model server at http://{HIDDEN}@127.0.0.1:{port}/v1 — is `vllm serve` running?"
+    assert str(caught.value) == str(checked.value) == expected
+    errors = (caught.value, checked.value)
+    assert_no_secret(*(str(e) for e in errors), *(repr(e) for e in errors), caplog.text)
+    assert_no_secret(*("".join(traceback.format_exception(e)) for e in errors))
+
+
+async def test_doctor_lines_never_show_a_password_in_the_url(fake_openai):
+    url = with_credentials(fake_openai.base_url)
+    for model in (MODEL, "deepseek-r1:70b"):  # listed, and not listed
+        backend = OpenAIBackend(url, model, api_key=FAKE_KEY)
+        try:
+            status = await backend.check()
+        finally:
+            await backend.aclose()
+        assert f"http://{HIDDEN}@" in status
+        assert_no_secret(status)
 
 
 async def test_unknown_model_suggests_ollama_pull(fake_openai):
@@ -524,5 +675,14 @@ async def test_name_shows_url_and_model():
     backend = OpenAIBackend("http://127.0.0.1:11434/v1/", "deepseek-r1:7b")
     try:
         assert backend.name == "openai (http://127.0.0.1:11434/v1, deepseek-r1:7b)"
+    finally:
+        await backend.aclose()
+
+
+async def test_name_hides_credentials_in_the_url():
+    backend = OpenAIBackend(with_credentials("http://gpu-box:8000/v1"), "r1", api_key=FAKE_KEY)
+    try:
+        assert backend.name == f"openai (http://{HIDDEN}@gpu-box:8000/v1, r1)"
+        assert repr(backend) == f"OpenAIBackend({backend.name})"
     finally:
         await backend.aclose()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ds_lsp.backends.base import Backend, ModelError
 from ds_lsp.config import Settings
+from ds_lsp.redact import redact_url
 
 
 def make_backend(settings: Settings) -> Backend:
@@ -24,7 +25,7 @@ def make_backend(settings: Settings) -> Backend:
         model = settings.model or (preset.model if preset else None)
         if not model:
             raise ModelError(
-                f"no model name for {base_url}: set DS_LSP_MODEL or --model to one the server "
+                f"no model name for {redact_url(base_url)}: set DS_LSP_MODEL or --model to one the server "
                 "lists at /v1/models"
             )
         return OpenAIBackend(

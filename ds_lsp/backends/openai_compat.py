@@ -6,24 +6,44 @@ completions). Each server family delivers R1's reasoning its own way (see
 docs on reasoning formats); `_Normaliser` turns all of them into reasoning and
 answer pieces, with `ds_lsp.reasoning.ReasoningSplitter` doing the tag work.
 HTTP failures become `ModelError`s that say what to try, and never show the
-API key.
+API key or a password in the URL (`name`, logs and messages show the URL
+through `redact_url`).
+
+Cancelling (`request.cancel`, closing the stream, cancelling the consuming
+task) closes the connection at once in every phase: every wait on the network,
+sending the request and waiting for its headers included, is raced against the
+cancel, and the losing request is cancelled, which makes httpx close its
+connection; the server then stops generating.
+
+A tagless text with reasoning "on" and no reasoning field is ambiguous until
+the stream says what it was: reasoning after a `<think>` the server's template
+prefilled (a `</think>` comes), or a plain answer (the stream ends with
+`stop` and no tag). It is streamed live as reasoning meanwhile, so a
+prefilled template's reasoning shows as it comes. If it turns out to be the
+answer, the whole text is then sent again as the answer, at the end: a caller
+gets the answer whole, and its collected reasoning also holds that text, as it
+was shown. The reasoning budget counts only text known to be reasoning, so it
+never cuts a plain answer; the price is that a prefilled template's reasoning,
+unknown until its `</think>`, is bounded by max_tokens alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
-import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import openai
 
 from ds_lsp.backends.base import ChatRequest, Delta, FinishReason, ModelError
 from ds_lsp.reasoning import OPEN_TAG, ReasoningSplitter, split_reasoning
+from ds_lsp.redact import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +129,15 @@ class OpenAIBackend:
         preset: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # The URL as every message and log line shows it: no `user:password@`.
+        self.shown_url = redact_url(self.base_url)
         self.model = model
         self.timeout = timeout
         self.preset = preset if preset in PRESETS else preset_for_url(self.base_url)
-        self.name = f"openai ({self.base_url}, {model})"
+        self.name = f"openai ({self.shown_url}, {model})"
         self._has_key = bool(api_key)
-        # The key lives only inside the client (and in `_redact`'s pattern).
-        self._redact_pattern = re.compile(re.escape(api_key)) if api_key else None
+        # Hidden wherever a server echoes them back into an error we pass on.
+        self._secrets = [secret for secret in (api_key, _url_password(self.base_url)) if secret]
         # No automatic retries: a user waiting on an edit wants the error now.
         self._client = openai.AsyncOpenAI(
             base_url=self.base_url, api_key=api_key or _NO_KEY, timeout=timeout, max_retries=0
@@ -133,17 +155,17 @@ class OpenAIBackend:
             listed = [model.id async for model in self._client.models.list()]
         except openai.NotFoundError:
             raise ModelError(
-                f"{self.base_url}/models was not found (HTTP 404); is the URL right? "
+                f"{self.shown_url}/models was not found (HTTP 404); is the URL right? "
                 "It usually ends in /v1"
             ) from None
         except openai.OpenAIError as exc:
             raise self._error(exc) from None
         if self.model in listed:
-            return f"{self.base_url} serves {self.model}"
+            return f"{self.shown_url} serves {self.model}"
         shown = ", ".join(listed[:8]) + (", ..." if len(listed) > 8 else "") or "none"
         hint = f"; run `ollama pull {self.model}`" if self.preset == "ollama" else ""
-        return (
-            f"{self.base_url} answers, but {self.model} is not among the models it lists "
+        return self._redact(
+            f"{self.shown_url} answers, but {self.model} is not among the models it lists "
             f"({shown}){hint}"
         )
 
@@ -151,62 +173,77 @@ class OpenAIBackend:
         if request.cancel is not None and request.cancel.is_set():
             yield Delta(finish=FinishReason.CANCELLED)
             return
-        try:
-            chunks = await self._client.chat.completions.create(**self._arguments(request))
-        except openai.OpenAIError as exc:
-            raise self._error(exc) from None
-
-        normaliser = _Normaliser(reasoning_on=request.reasoning == "on")
-        budget = request.reasoning_budget or None  # 0 and None: no budget
-        reasoning_chars = 0
+        # Raced against every wait on the network, from sending the request to the last chunk.
         cancelled = (
             asyncio.ensure_future(request.cancel.wait()) if request.cancel is not None else None
         )
+        chunks: openai.AsyncStream | None = None
         try:
-            while True:
-                chunk = await _next_chunk(chunks, cancelled)
-                if chunk is _CANCELLED:
-                    yield Delta(finish=FinishReason.CANCELLED)
-                    return
-                if chunk is None:
-                    # No finish_reason: the stream was cut (the openai client cannot
-                    # tell a [DONE] from a closed body). The text is incomplete, and
-                    # "raise max_tokens" would be the wrong advice, so it is an error.
-                    raise ModelError(
-                        f"the stream from {self.base_url} ended before the model finished "
-                        "(no finish_reason); the server may have stopped or crashed, "
-                        "see its log"
-                    )
-                choice = chunk.choices[0] if chunk.choices else None
-                if choice is None:
-                    continue  # a usage chunk
-                wire = getattr(choice, "delta", None)
-                pieces = normaliser.feed(
-                    getattr(wire, "content", None) or "", _reasoning_field(wire)
-                )
-                if choice.finish_reason is not None:
-                    pieces += normaliser.finish(choice.finish_reason)
-                for delta in _deltas(pieces):
-                    reasoning_chars += len(delta.reasoning)
+            arguments = self._arguments(request)
+            opened = await _race(
+                lambda: self._client.chat.completions.create(**arguments),
+                cancelled,
+                discard=lambda stream: stream.close(),
+            )
+            if opened is _CANCELLED:
+                yield Delta(finish=FinishReason.CANCELLED)
+                return
+            chunks = opened
+            async with contextlib.aclosing(self._deltas(chunks, cancelled, request)) as deltas:
+                async for delta in deltas:
                     yield delta
-                if choice.finish_reason is not None:
-                    yield _finish(choice.finish_reason, request.max_tokens)
-                    return
-                if budget and _tokens(reasoning_chars + normaliser.unknown_chars) > budget:
-                    for delta in _deltas(normaliser.finish("length")):
-                        yield delta
-                    yield Delta(
-                        finish=FinishReason.LENGTH,
-                        detail=f"the reasoning budget of {budget} tokens ran out before the answer",
-                    )
-                    return
         except (openai.OpenAIError, json.JSONDecodeError) as exc:
-            raise self._error(exc, streaming=True) from None
+            raise self._error(exc, streaming=chunks is not None) from None
         finally:
             # Runs on aclose() and on task cancellation too: the server stops generating.
             if cancelled is not None:
                 cancelled.cancel()
-            await chunks.close()
+            if chunks is not None:
+                await chunks.close()
+
+    async def _deltas(
+        self, chunks: openai.AsyncStream, cancelled: asyncio.Future | None, request: ChatRequest
+    ) -> AsyncIterator[Delta]:
+        """The stream's chunks as deltas, the finish delta last."""
+        normaliser = _Normaliser(reasoning_on=request.reasoning == "on")
+        budget = request.reasoning_budget or None  # 0 and None: no budget
+        while True:
+            chunk = await _race(lambda: anext(chunks, None), cancelled)
+            if chunk is _CANCELLED:
+                yield Delta(finish=FinishReason.CANCELLED)
+                return
+            if chunk is None:
+                # No finish_reason: the stream was cut (the openai client cannot
+                # tell a [DONE] from a closed body). The text is incomplete, and
+                # "raise max_tokens" would be the wrong advice, so it is an error.
+                raise ModelError(
+                    f"the stream from {self.shown_url} ended before the model finished "
+                    "(no finish_reason); the server may have stopped or crashed, see its log"
+                )
+            choice = chunk.choices[0] if chunk.choices else None
+            if choice is None:
+                continue  # a usage chunk
+            wire = getattr(choice, "delta", None)
+            pieces = normaliser.feed(getattr(wire, "content", None) or "", _reasoning_field(wire))
+            if choice.finish_reason is not None:
+                pieces += normaliser.finish(choice.finish_reason)
+            for delta in _deltas(pieces):
+                yield delta
+            if choice.finish_reason is not None:
+                yield _finish(choice.finish_reason, request.max_tokens)
+                return
+            if (
+                budget
+                and not normaliser.answer_started
+                and _tokens(normaliser.reasoning_chars) > budget
+            ):
+                for delta in _deltas(normaliser.finish("length")):
+                    yield delta
+                yield Delta(
+                    finish=FinishReason.LENGTH,
+                    detail=f"the reasoning budget of {budget} tokens ran out before the answer",
+                )
+                return
 
     def _arguments(self, request: ChatRequest) -> dict:
         arguments = dict(
@@ -230,8 +267,8 @@ class OpenAIBackend:
     # -- errors ----------------------------------------------------------------------
 
     def _error(self, exc: Exception, streaming: bool = False) -> ModelError:
-        """A ModelError saying what happened and what to try; never with the key."""
-        url = self.base_url
+        """A ModelError saying what happened and what to try; never with a secret."""
+        url = self.shown_url
         if isinstance(exc, openai.APITimeoutError):
             message = (
                 f"no answer from {url} within {self.timeout:g} s; the model may still be "
@@ -261,7 +298,7 @@ class OpenAIBackend:
         return ModelError(self._redact(message))
 
     def _status_message(self, exc: openai.APIStatusError) -> str:
-        url, status, said = self.base_url, exc.status_code, _server_text(exc)
+        url, status, said = self.shown_url, exc.status_code, _server_text(exc)
         if status in (401, 403):
             if self._has_key:
                 return (
@@ -289,7 +326,16 @@ class OpenAIBackend:
         return "is the server running, and is the URL right?"
 
     def _redact(self, text: str) -> str:
-        return self._redact_pattern.sub("<api key>", text) if self._redact_pattern else text
+        """`text` (which may quote the server) with the key, the password and any
+        credentials in URLs hidden."""
+        return redact_text(text, self._secrets)
+
+
+def _url_password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
 
 
 def _server_text(exc: openai.APIError) -> str:
@@ -310,23 +356,40 @@ def _server_text(exc: openai.APIError) -> str:
 _CANCELLED = object()
 
 
-async def _next_chunk(chunks: openai.AsyncStream, cancelled: asyncio.Future | None):
-    """The next chunk, None at the end of the stream, or _CANCELLED once `cancelled` is done."""
-    if cancelled is None:
-        return await anext(chunks, None)
-    if cancelled.done():
+async def _race(
+    start: Callable[[], Awaitable[Any]],
+    cancelled: asyncio.Future | None,
+    discard: Callable[[Any], Awaitable[None]] | None = None,
+) -> Any:
+    """`await start()`, unless `cancelled` completes first: then _CANCELLED.
+
+    The losing work is cancelled and awaited until it has unwound; for an httpx
+    request or read that closes the connection. Cancelling the calling task does
+    the same before the CancelledError goes on. A result that came too late is
+    handed to `discard` (a response stream to close).
+    """
+    if cancelled is not None and cancelled.done():
         return _CANCELLED
-    reading = asyncio.ensure_future(anext(chunks, None))
+    work = asyncio.ensure_future(start())
+    waiting = {work} if cancelled is None else {work, cancelled}
     try:
-        await asyncio.wait({reading, cancelled}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        if not reading.done():
-            reading.cancel()  # interrupts the read; the caller then closes the stream
-    if not reading.done():
-        await asyncio.wait({reading})  # let the cancelled read unwind before closing
-    if reading.cancelled() or (cancelled.done() and reading.exception() is not None):
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        await _stop(work, discard)
+        raise
+    if cancelled is not None and cancelled.done():
+        await _stop(work, discard)
         return _CANCELLED  # a read broken off by the cancel is no error
-    return reading.result()
+    return work.result()
+
+
+async def _stop(work: asyncio.Future, discard: Callable[[Any], Awaitable[None]] | None) -> None:
+    work.cancel()
+    await asyncio.wait({work})
+    if work.cancelled() or work.exception() is not None:
+        return
+    if discard is not None:
+        await discard(work.result())
 
 
 def _tokens(chars: int) -> int:
@@ -372,11 +435,13 @@ class _Normaliser:
       a repeat begins like the field's reasoning.
     - Inline in the content, no field: the text may start inside the reasoning
       (the template prefilled `<think>`) or be a plain answer (reasoning turned
-      off server side). Until we know, the content is held back. It is
-      reasoning once a `</think>` or a leading `<think>` shows (then it streams
-      live); it is answer once a reasoning field appears. At the end, still
-      unknown: finish_reason "stop" means it was a plain answer, anything else
-      (cut off at max tokens or by the budget, aborted) means unfinished
+      off server side, or a server that would use a field but got no reasoning).
+      Until we know, the content is passed on live as reasoning, provisionally:
+      not counted in `reasoning_chars`. It is reasoning once a `</think>` or a
+      leading `<think>` shows; it is answer once a reasoning field appears (the
+      content so far is then sent again as answer). At the end, still unknown:
+      finish_reason "stop" means it was a plain answer, sent whole as answer;
+      anything else (cut off at max tokens, aborted) means unfinished
       reasoning. (A plain answer with "</think>" in its code cannot be told
       from prefilled reasoning; that needs reasoning "off".)
     - Reasoning "off" in the request: the content is answer from the start.
@@ -388,19 +453,20 @@ class _Normaliser:
         self._field_text: list[str] = []
         self._content = ReasoningSplitter(open=reasoning_on)
         self._raw_content: list[str] = []
-        self._content_shown = False  # pieces from the content were passed on
+        self._content_shown = False  # pieces known to be what they say were passed on
         self._unknown = reasoning_on  # inline reasoning or plain answer: not known yet
-        self._held: list[Piece] = []  # content pieces kept back while unknown
         self._tagged: list[str] = []  # content inside tags, beside a reasoning field
         self._tagged_settled = False
         self._answer_started = False
         self._blank_lines: list[str] = []  # held start of an answer beside a field
         self._finished = False
+        # Characters passed on as reasoning that is known to be reasoning (the budget's count).
+        self.reasoning_chars = 0
 
     @property
-    def unknown_chars(self) -> int:
-        """Characters held back while it is unknown whether they are reasoning."""
-        return sum(len(text) for _, text in self._held)
+    def answer_started(self) -> bool:
+        """Some of the answer was passed on: the reasoning is over."""
+        return self._answer_started
 
     @property
     def _field_seen(self) -> bool:
@@ -415,47 +481,51 @@ class _Normaliser:
             if first and not self._content_shown:
                 # The server reasons in a field: read the content so far again, as answer.
                 self._unknown = False
-                self._held = []
                 self._content = ReasoningSplitter(open=False)
                 pieces += self._route(self._content.feed("".join(self._raw_content)))
-            pieces += [("reasoning", text) for _, text in self._field.feed(reasoning)]
+            field_pieces = [("reasoning", text) for _, text in self._field.feed(reasoning)]
+            self.reasoning_chars += sum(len(text) for _, text in field_pieces)
+            pieces += field_pieces
         if content:
             self._raw_content.append(content)
-            routed = self._route(self._content.feed(content))
-            if self._unknown and (self._content.closed or self._content.saw_open_tag):
-                # Inline reasoning after all: release what was held, in order.
+            split = self._content.feed(content)
+            if self._unknown and self._content.saw_open_tag:
+                self._unknown = False  # inline reasoning, from its opening tag on
+            pieces += self._route(split)
+            if self._unknown and self._content.closed:
+                # What was passed on provisionally was reasoning after all.
                 self._unknown = False
-                routed = self._held + routed
-                self._held = []
-            pieces += routed
+                self._content_shown = True
         return pieces + self._settle_tagged(at_end=False)
 
     def finish(self, finish_reason: str) -> list[Piece]:
         if self._finished:
             return []
         self._finished = True
-        pieces = [("reasoning", text) for _, text in self._field.finish()]
-        pieces += self._route(self._content.finish())
-        if self._unknown:
-            if finish_reason == "stop":
-                _, answer = split_reasoning("".join(self._raw_content), open=False)
-                pieces.append(("answer", answer))
-            else:
-                pieces += self._held
+        pieces: list[Piece] = [("reasoning", text) for _, text in self._field.finish()]
+        rest = self._route(self._content.finish())
+        if self._unknown and finish_reason == "stop":
+            # Ended normally, no tag: a plain answer, passed on as reasoning until now.
+            _, answer = split_reasoning("".join(self._raw_content), open=False)
+            pieces.append(("answer", answer))
+        else:
+            pieces += rest
         return pieces + self._settle_tagged(at_end=True)
 
     def _route(self, pieces: list[Piece]) -> list[Piece]:
         routed: list[Piece] = []
         for kind, text in pieces:
             if kind == "answer":
-                routed += self._answer(text)
+                answer = self._answer(text)
+                self._content_shown = self._content_shown or bool(answer)
+                routed += answer
             elif self._field_seen and not self._tagged_settled:
                 self._tagged.append(text)
-            elif self._unknown:
-                self._held.append((kind, text))
             else:
                 routed.append((kind, text))
-        self._content_shown = self._content_shown or bool(routed)
+                if not self._unknown:
+                    self.reasoning_chars += len(text)
+                    self._content_shown = True
         return routed
 
     def _settle_tagged(self, at_end: bool) -> list[Piece]:

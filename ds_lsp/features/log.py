@@ -30,8 +30,9 @@ _LEVELS = [
 ]
 # Records kept while no client is connected; the oldest go first past this.
 _PENDING_LIMIT = 500
-# Loggers whose records may carry settings: pygls's and ours.
-_REDACTED_LOGGERS = ("pygls", "ds_lsp")
+# Loggers whose records may carry settings or URLs with credentials: pygls's,
+# ours, and the HTTP stack's (httpx logs each request's URL).
+_REDACTED_LOGGERS = ("pygls", "ds_lsp", "httpx", "httpcore", "openai")
 # An api key written as a field, in JSON, Python reprs or attrs reprs:
 # "apiKey": "sk-...", 'api_key': 'sk-...', api_key='sk-...'.
 # A value already shown as a placeholder ('<set>') is left as it is.
