@@ -25,6 +25,10 @@ _GRAMMARS: dict[str, tuple[str, str]] = {
     "java": ("tree_sitter_java", "language"),
     "c": ("tree_sitter_c", "language"),
     "cpp": ("tree_sitter_cpp", "language"),
+    "csharp": ("tree_sitter_c_sharp", "language"),
+    "ruby": ("tree_sitter_ruby", "language"),
+    "lua": ("tree_sitter_lua", "language"),
+    "bash": ("tree_sitter_bash", "language"),
 }
 
 SUPPORTED_LANGUAGES: tuple[str, ...] = tuple(_GRAMMARS)
@@ -50,6 +54,26 @@ _EXTENSIONS: dict[str, str] = {
     "cxx": "cpp",
     "hpp": "cpp",
     "hh": "cpp",
+    "cs": "csharp",
+    "csx": "csharp",
+    "rb": "ruby",
+    "rake": "ruby",
+    "gemspec": "ruby",
+    "ru": "ruby",
+    "lua": "lua",
+    "sh": "bash",
+    "bash": "bash",
+}
+
+# Files known by their whole name, having no extension (or only a leading dot).
+_FILE_NAMES: dict[str, str] = {
+    "gemfile": "ruby",
+    "rakefile": "ruby",
+    ".bashrc": "bash",
+    ".bash_profile": "bash",
+    ".bash_aliases": "bash",
+    ".profile": "bash",
+    "pkgbuild": "bash",
 }
 
 _LSP_LANGUAGE_IDS: dict[str, str] = {
@@ -63,6 +87,13 @@ _LSP_LANGUAGE_IDS: dict[str, str] = {
     "java": "java",
     "c": "c",
     "cpp": "cpp",
+    "csharp": "csharp",
+    "ruby": "ruby",
+    "lua": "lua",
+    # VS Code says "shellscript"; Neovim sends its filetype, "sh" or "bash".
+    "shellscript": "bash",
+    "sh": "bash",
+    "bash": "bash",
 }
 
 # A few lines each grammar must parse without errors (see check_grammars).
@@ -76,18 +107,32 @@ _SAMPLES: dict[str, str] = {
     "java": "class A {\n  int f(int x) { return x + 1; }\n}\n",
     "c": "int f(int x) {\n  return x + 1;\n}\n",
     "cpp": "template <typename T> T f(T x) {\n  return x + 1;\n}\n",
+    "csharp": "class A {\n  int F(int x) => x + 1;\n}\n",
+    "ruby": "def f(x)\n  x + 1\nend\n",
+    "lua": "local function f(x)\n  return x + 1\nend\n",
+    "bash": 'f() {\n  echo "$(( $1 + 1 ))"\n}\n',
 }
 
 
 def language_for_path(path: str) -> str | None:
-    """The canonical language of a file (or file URI), from its extension."""
+    """The canonical language of a file (or file URI), from its extension or name."""
     extension = os.path.splitext(path)[1].lstrip(".").lower()
-    return _EXTENSIONS.get(extension)
+    if extension:
+        return _EXTENSIONS.get(extension)
+    return _FILE_NAMES.get(os.path.basename(path).lower())
 
 
 def language_for_lsp_id(language_id: str) -> str | None:
     """The canonical language for an LSP languageId ("typescriptreact" -> "tsx")."""
     return _LSP_LANGUAGE_IDS.get(language_id)
+
+
+def language_for_document(language_id: str, uri: str) -> str | None:
+    """An open document's language: its languageId first, its file name second.
+
+    None (plain text) for anything without a grammar.
+    """
+    return language_for_lsp_id(language_id) or language_for_path(uri)
 
 
 @functools.cache

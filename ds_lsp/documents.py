@@ -1,0 +1,217 @@
+"""The open documents: text, version, language and a live tree-sitter tree for each.
+
+`DocumentStore` follows didOpen/didChange/didClose. Each change makes a new
+`Document` snapshot; one that a feature holds never changes under it (its tree is
+edited only in a copy).
+
+Trees are updated incrementally: each change is applied with `tree.edit(...)` at
+once, and `parser.parse(new_bytes, edited_tree)` runs when `Document.tree` is first
+read, so a burst of keystrokes costs one parse, and typing never waits for one. That
+matters: inside an unclosed bracket tree-sitter's error recovery can reparse the
+rest of the file on every keystroke (tens of ms on 5,000 lines; bench/keystroke.py).
+Only a whole-document change parses from scratch. Positions are in the encoding
+negotiated at initialize; every conversion lives in ds_lsp.positions.
+
+Parsers are shared per language and not thread-safe: use the store, and read
+`Document.tree`, on one thread (the server's event loop).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+
+import tree_sitter
+from lsprotocol.types import (
+    Position,
+    PositionEncodingKind,
+    TextDocumentContentChangePartial,
+    TextDocumentContentChangeWholeDocument,
+)
+
+from ds_lsp.context.treesitter import get_parser, language_for_document
+from ds_lsp.positions import ByteEdit, IndexedText, LspPosition
+
+log = logging.getLogger(__name__)
+
+TextChange = TextDocumentContentChangePartial | TextDocumentContentChangeWholeDocument
+
+
+@dataclass(frozen=True, eq=False)
+class Document:
+    """One version of an open document. Immutable: the store replaces it on each change."""
+
+    uri: str
+    language_id: str  # as the client sent it
+    language: str | None  # canonical tree-sitter name; None for plain text
+    version: int
+    content: IndexedText
+    encoding: PositionEncodingKind
+    _syntax: _Syntax | None = field(default=None, repr=False)  # None: no tree
+
+    @property
+    def tree(self) -> tree_sitter.Tree | None:
+        """The syntax tree of `text` (parsed now if not yet); None for plain text.
+
+        None too when the language's grammar failed to load (that was logged).
+        """
+        return self._syntax.tree() if self._syntax else None
+
+    @property
+    def text(self) -> str:
+        return self.content.text
+
+    @property
+    def source(self) -> bytes:
+        """The text in UTF-8, as the tree's byte offsets count."""
+        return self.content.data
+
+    @property
+    def line_count(self) -> int:
+        return self.content.line_count
+
+    def line(self, number: int) -> str:
+        """Line `number` (0-based) without its line break; "" past the end."""
+        return self.content.line(number)
+
+    def offset_at(self, position: LspPosition) -> int:
+        """The code point offset into `text` of an LSP position (clamped)."""
+        return self.content.offset_at(position, self.encoding)
+
+    def position_at(self, offset: int) -> Position:
+        """The LSP position of a code point offset into `text`."""
+        return self.content.position_at(offset, self.encoding)
+
+    def byte_at(self, position: LspPosition) -> int:
+        """The byte offset into `source` (tree-sitter's) of an LSP position (clamped)."""
+        return self.content.byte_at(position, self.encoding)
+
+    def position_of_byte(self, byte: int) -> Position:
+        """The LSP position of a byte offset, such as a node's start_byte or end_byte."""
+        return self.content.position_of_byte(byte, self.encoding)
+
+
+class DocumentStore:
+    """The documents the client has open, by URI.
+
+    Create it once the position encoding is negotiated (at initialize); UTF-16 is
+    the LSP default.
+    """
+
+    def __init__(self, encoding: PositionEncodingKind = PositionEncodingKind.Utf16) -> None:
+        self.encoding = encoding
+        self._documents: dict[str, Document] = {}
+
+    def open(self, uri: str, language_id: str, version: int, text: str) -> Document:
+        """Start following a document (didOpen); opening it again starts afresh."""
+        language = language_for_document(language_id, uri)
+        content = IndexedText.of(text)
+        parser = _parser(language)
+        syntax = _Syntax(parser, content.data, None) if parser else None
+        document = Document(uri, language_id, language, version, content, self.encoding, syntax)
+        self._documents[uri] = document
+        return document
+
+    def change(self, uri: str, version: int, changes: Sequence[TextChange]) -> Document:
+        """Apply didChange's changes in order and return the new document.
+
+        ValueError for an unknown URI or an impossible range (start after end, a
+        negative position); the document is then left as it was. A position past the
+        end of a line or of the text is clamped, as LSP allows.
+        """
+        document = self._documents.get(uri)
+        if document is None:
+            raise ValueError(f"change to a document that is not open: {uri}")
+        content = document.content
+        edits: list[ByteEdit] = []
+        whole = False
+        # Work out every change before touching the tree, so a bad one changes nothing.
+        for change in changes:
+            change_range = getattr(change, "range", None)
+            if change_range is None:
+                content, edits, whole = IndexedText.of(change.text), [], True
+                continue
+            start = content.offset_at(change_range.start, self.encoding)
+            end = content.offset_at(change_range.end, self.encoding)
+            if start > end:
+                raise ValueError(
+                    f"change range ends before it starts: {_show(change_range.start)}"
+                    f" to {_show(change_range.end)} in {uri}"
+                )
+            content, edit = content.replace(start, end, change.text)
+            edits.append(edit)
+        syntax = document._syntax
+        if syntax is not None:
+            syntax = syntax.edited(content.data, None if whole else edits)
+        new_document = replace(document, version=version, content=content, _syntax=syntax)
+        self._documents[uri] = new_document
+        return new_document
+
+    def close(self, uri: str) -> None:
+        """Stop following a document (didClose); an unknown URI is ignored."""
+        self._documents.pop(uri, None)
+
+    def get(self, uri: str) -> Document | None:
+        return self._documents.get(uri)
+
+    def values(self) -> list[Document]:
+        return list(self._documents.values())
+
+    def __iter__(self) -> Iterator[Document]:
+        return iter(self.values())
+
+    def __len__(self) -> int:
+        return len(self._documents)
+
+    def __contains__(self, uri: object) -> bool:
+        return uri in self._documents
+
+
+class _Syntax:
+    """The tree of one version's source: parsed when first asked for, then kept."""
+
+    __slots__ = ("_parser", "_source", "_tree", "_parsed")
+
+    def __init__(
+        self, parser: tree_sitter.Parser, source: bytes, old_tree: tree_sitter.Tree | None
+    ) -> None:
+        self._parser = parser
+        self._source = source
+        self._tree = old_tree  # until parsed: an earlier tree, edited to match `source`
+        self._parsed = False
+
+    def tree(self) -> tree_sitter.Tree:
+        if not self._parsed:
+            if self._tree is None:
+                self._tree = self._parser.parse(self._source)
+            else:
+                self._tree = self._parser.parse(self._source, self._tree)
+            self._parsed = True
+        return self._tree
+
+    def edited(self, source: bytes, edits: Sequence[ByteEdit] | None) -> _Syntax:
+        """The syntax of `source`, made from this one by `edits` (None: parse afresh)."""
+        if edits is None or self._tree is None:
+            return _Syntax(self._parser, source, None)
+        # Edit a copy, so that holders of this version keep their tree as it is. An
+        # edited tree not yet parsed takes more edits: one parse covers them all.
+        tree = self._tree.copy()
+        for edit in edits:
+            tree.edit(*edit)
+        return _Syntax(self._parser, source, tree)
+
+
+def _parser(language: str | None) -> tree_sitter.Parser | None:
+    """The language's parser, or None: plain text, or its grammar failed to load."""
+    if language is None:
+        return None
+    try:
+        return get_parser(language)
+    except Exception as exc:  # a broken grammar wheel costs its own language only
+        log.warning("no syntax tree for %s files: %s: %s", language, type(exc).__name__, exc)
+        return None
+
+
+def _show(position: LspPosition) -> str:
+    return f"{position.line}:{position.character}"

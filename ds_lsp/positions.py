@@ -1,0 +1,264 @@
+"""Every conversion between LSP positions, code point offsets and UTF-8 byte offsets.
+
+LSP positions are (line, character) where `character` counts units of the negotiated
+position encoding: UTF-16 code units (the default), UTF-8 bytes or UTF-32 code points.
+Python strings index by code point; tree-sitter works in UTF-8 bytes and points of
+(row, byte column) where only "\\n" starts a row. `IndexedText` holds a text with its
+UTF-8 bytes and the start of every line in both, and does all of these conversions.
+
+Lines end at "\\n", "\\r\\n" or "\\r", as the LSP spec says. A character past the end
+of its line means the line's end; a line past the end of the text means the text's
+end (clients may send both). A UTF-16 position inside a surrogate pair, or a UTF-8
+one inside a multi-byte character, rounds down to the start of that character.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+from lsprotocol.types import Position, PositionEncodingKind
+
+# "surrogatepass": text from JSON may hold a lone surrogate; it must not crash encoding.
+_ERRORS = "surrogatepass"
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_LINE_BREAK_BYTES = re.compile(rb"\r\n|\r|\n")
+
+SUPPORTED_ENCODINGS: tuple[PositionEncodingKind, ...] = (
+    PositionEncodingKind.Utf16,
+    PositionEncodingKind.Utf8,
+    PositionEncodingKind.Utf32,
+)
+
+
+class LspPosition(Protocol):
+    """Anything with a line and a character, like lsprotocol's Position."""
+
+    line: int
+    character: int
+
+
+def choose_position_encoding(offered: Sequence[str] | None) -> PositionEncodingKind:
+    """The encoding to answer in `capabilities.positionEncoding`, from the client's offer.
+
+    UTF-16 when the client offers nothing (the LSP default, which every client supports).
+    Otherwise the first one we support in the client's order: clients list their own
+    preference first (Neovim offers utf-8 first, its buffers' encoding), and every
+    conversion here works line by line, so all three cost us the same.
+    """
+    for name in offered or ():
+        for encoding in SUPPORTED_ENCODINGS:
+            if name == encoding.value:
+                return encoding
+    return PositionEncodingKind.Utf16
+
+
+def _unit_width(char: str, encoding: PositionEncodingKind) -> int:
+    code = ord(char)
+    if encoding == PositionEncodingKind.Utf16:
+        return 2 if code > 0xFFFF else 1
+    if encoding == PositionEncodingKind.Utf8:
+        return 1 if code < 0x80 else 2 if code < 0x800 else 3 if code < 0x10000 else 4
+    return 1
+
+
+def code_points_from_units(line: str, units: int, encoding: PositionEncodingKind) -> int:
+    """How many code points of `line` the first `units` units cover (clamped, rounded down)."""
+    if encoding == PositionEncodingKind.Utf32 or line.isascii():
+        return min(units, len(line))
+    count = 0
+    for index, char in enumerate(line):
+        count += _unit_width(char, encoding)
+        if count > units:
+            return index
+    return len(line)
+
+
+def units_from_code_points(line: str, column: int, encoding: PositionEncodingKind) -> int:
+    """How many units of `encoding` the first `column` code points of `line` take."""
+    prefix = line[:column]
+    if encoding == PositionEncodingKind.Utf32 or prefix.isascii():
+        return len(prefix)
+    if encoding == PositionEncodingKind.Utf16:
+        return len(prefix.encode("utf-16-le", _ERRORS)) // 2
+    return len(prefix.encode("utf-8", _ERRORS))
+
+
+def _line_starts(text: str | bytes) -> list[int]:
+    pattern = _LINE_BREAK if isinstance(text, str) else _LINE_BREAK_BYTES
+    return [0, *(match.end() for match in pattern.finditer(text))]
+
+
+def _updated_line_starts(
+    starts: list[int], start: int, end: int, new_text: str | bytes, new_end: int
+) -> list[int]:
+    """Line starts after text[start:end] was replaced, making new_text[start:new_end].
+
+    Whether offset s starts a line depends only on the characters at s - 1 and s (a
+    "\\r" followed by "\\n" ends no line), so starts before `start` stay, starts after
+    `end` shift, and only [start, new_end] is scanned again: one character to each
+    side of the replacement, so an edit joining "\\r" and "\\n" is seen.
+    """
+    pattern = _LINE_BREAK if isinstance(new_text, str) else _LINE_BREAK_BYTES
+    first = max(start, 1)  # offset 0 always starts a line
+    head = starts[: bisect_left(starts, first)]
+    middle = [
+        match.end()
+        for match in pattern.finditer(new_text, first - 1, new_end + 1)
+        if first <= match.end() <= new_end
+    ]
+    delta = new_end - end
+    tail = [offset + delta for offset in starts[bisect_right(starts, end) :]]
+    return head + middle + tail
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class IndexedText:
+    """A text, its UTF-8 bytes, and where each line starts in both. Never changed in place."""
+
+    text: str
+    data: bytes
+    line_starts: list[int]  # code point offset of each line's first character
+    byte_line_starts: list[int]  # the same, in bytes
+
+    @classmethod
+    def of(cls, text: str) -> IndexedText:
+        data = text.encode("utf-8", _ERRORS)
+        return cls(text, data, _line_starts(text), _line_starts(data))
+
+    # ------------------------------------------------------------ lines
+
+    @property
+    def line_count(self) -> int:
+        return len(self.line_starts)
+
+    def line(self, number: int) -> str:
+        """Line `number` (0-based) without its line break; "" past the end."""
+        if not 0 <= number < len(self.line_starts):
+            return ""
+        start = self.line_starts[number]
+        if number + 1 == len(self.line_starts):
+            return self.text[start:]
+        end = self.line_starts[number + 1] - 1
+        if self.text[end] == "\n" and end > start and self.text[end - 1] == "\r":
+            end -= 1
+        return self.text[start:end]
+
+    def _line_of_offset(self, offset: int) -> int:
+        return bisect_right(self.line_starts, offset) - 1
+
+    def _line_of_byte(self, byte: int) -> int:
+        return bisect_right(self.byte_line_starts, byte) - 1
+
+    # ------------------------------------------------------------ conversions
+
+    def offset_at(self, position: LspPosition, encoding: PositionEncodingKind) -> int:
+        """The code point offset of an LSP position (clamped to the line and the text)."""
+        line, character = position.line, position.character
+        if line < 0 or character < 0:
+            raise ValueError(f"position {line}:{character} is negative")
+        if line >= len(self.line_starts):
+            return len(self.text)
+        content = self.line(line)
+        return self.line_starts[line] + code_points_from_units(content, character, encoding)
+
+    def position_at(self, offset: int, encoding: PositionEncodingKind) -> Position:
+        """The LSP position of a code point offset (clamped to the text)."""
+        offset = min(max(offset, 0), len(self.text))
+        line = self._line_of_offset(offset)
+        content = self.line(line)
+        column = min(offset - self.line_starts[line], len(content))  # inside "\r\n": line end
+        return Position(line=line, character=units_from_code_points(content, column, encoding))
+
+    def byte_of_offset(self, offset: int) -> int:
+        """The UTF-8 byte offset of a code point offset (clamped to the text)."""
+        offset = min(max(offset, 0), len(self.text))
+        line = self._line_of_offset(offset)
+        in_line = self.text[self.line_starts[line] : offset]
+        width = len(in_line) if in_line.isascii() else len(in_line.encode("utf-8", _ERRORS))
+        return self.byte_line_starts[line] + width
+
+    def offset_of_byte(self, byte: int) -> int:
+        """The code point offset of a byte offset; inside a character rounds down."""
+        byte = min(max(byte, 0), len(self.data))
+        line = self._line_of_byte(byte)
+        line_start = self.byte_line_starts[line]
+        while byte > line_start and _continues(self.data, byte):
+            byte -= 1
+        in_line = self.data[line_start:byte].decode("utf-8", _ERRORS)
+        return self.line_starts[line] + len(in_line)
+
+    def byte_at(self, position: LspPosition, encoding: PositionEncodingKind) -> int:
+        """The UTF-8 byte offset of an LSP position, as tree-sitter counts."""
+        return self.byte_of_offset(self.offset_at(position, encoding))
+
+    def position_of_byte(self, byte: int, encoding: PositionEncodingKind) -> Position:
+        """The LSP position of a byte offset, e.g. a tree-sitter node's start_byte.
+
+        Use this, not the node's start_point: tree-sitter's rows count "\\n" only.
+        """
+        return self.position_at(self.offset_of_byte(byte), encoding)
+
+    def point_of_byte(self, byte: int) -> tuple[int, int]:
+        """tree-sitter's point for a byte offset: (row counting "\\n" only, byte column)."""
+        if b"\r" in self.data:  # rows and lines differ where a lone "\r" ends a line
+            row = self.data.count(b"\n", 0, byte)
+        else:
+            row = self._line_of_byte(byte)
+        return row, byte - (self.data.rfind(b"\n", 0, byte) + 1)
+
+    # ------------------------------------------------------------ edits
+
+    def replace(self, start: int, end: int, new: str) -> tuple[IndexedText, ByteEdit]:
+        """The text with code points [start, end) replaced by `new`, and that edit in bytes."""
+        if not 0 <= start <= end <= len(self.text):
+            raise ValueError(f"cannot replace [{start}, {end}) in a text of {len(self.text)}")
+        start_byte, end_byte = self.byte_of_offset(start), self.byte_of_offset(end)
+        new_data = new.encode("utf-8", _ERRORS)
+        new_end_byte = start_byte + len(new_data)
+        text = self.text[:start] + new + self.text[end:]
+        data = self.data[:start_byte] + new_data + self.data[end_byte:]
+        replaced = IndexedText(
+            text,
+            data,
+            _updated_line_starts(self.line_starts, start, end, text, start + len(new)),
+            _updated_line_starts(self.byte_line_starts, start_byte, end_byte, data, new_end_byte),
+        )
+        start_row, start_column = self.point_of_byte(start_byte)
+        # The end points from the start one: counting only the replaced bytes.
+        old_end_point = (
+            start_row + self.data.count(b"\n", start_byte, end_byte),
+            end_byte - (self.data.rfind(b"\n", 0, end_byte) + 1),
+        )
+        new_end_point = (
+            start_row + new_data.count(b"\n"),
+            new_end_byte - (data.rfind(b"\n", 0, new_end_byte) + 1),
+        )
+        edit = ByteEdit(
+            start_byte,
+            end_byte,
+            new_end_byte,
+            (start_row, start_column),
+            old_end_point,
+            new_end_point,
+        )
+        return replaced, edit
+
+
+class ByteEdit(NamedTuple):
+    """One replacement in bytes and points: the arguments of tree_sitter.Tree.edit, in order."""
+
+    start_byte: int
+    old_end_byte: int
+    new_end_byte: int
+    start_point: tuple[int, int]
+    old_end_point: tuple[int, int]
+    new_end_point: tuple[int, int]
+
+
+def _continues(data: bytes, byte: int) -> bool:
+    """Whether data[byte] is a UTF-8 continuation byte (so `byte` is inside a character)."""
+    return byte < len(data) and data[byte] & 0xC0 == 0x80
