@@ -305,7 +305,12 @@ class LlamaCppBackend:
             raise ModelError(f"the chat template of {self.model_path} is broken: {exc}") from exc
         if self.reasoning_setting == "auto":
             # Forcing <think> on a model that never learnt it makes it loop on the tag.
-            self.reasons = "<think>" in template or "</think>" in template
+            # Its own template tells; without one, whether <think> is a token of its own.
+            own_template = self._chat_template or llm.metadata.get("tokenizer.chat_template")
+            if own_template:
+                self.reasons = "<think>" in own_template or "</think>" in own_template
+            else:
+                self.reasons = len(llm.tokenize(b"<think>", add_bos=False, special=True)) == 1
         else:
             self.reasons = self.reasoning_setting == "on"
         # [BOS] when the vocabulary wants one in front of every prompt, else [].
@@ -523,7 +528,7 @@ class _Generation:
         return FinishReason.STOP, ""
 
     def length_detail(self, llm: llama_cpp.Llama) -> str:
-        where = "the answer" if self.splitter.closed else "the reasoning"
+        where = "the answer" if self.splitter.closed or not self.reasoning else "the reasoning"
         if len(self.generated) >= self.request.max_tokens:
             return f"max_tokens ({self.request.max_tokens}) reached during {where}"
         return f"the context window ({llm.n_ctx()} tokens) is full, during {where}"
