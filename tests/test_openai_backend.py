@@ -174,6 +174,19 @@ async def test_a_plain_answer_with_no_reasoning_at_all_is_the_answer(fake_openai
     assert deltas[-1].finish == FinishReason.STOP
 
 
+async def test_a_model_set_as_not_reasoning_streams_its_answer_as_answer(fake_openai):
+    # `reasoning: off` (a coder model behind the server): nothing is shown as reasoning.
+    backend = OpenAIBackend(base_url=fake_openai.base_url, model="m", reasoning="off")
+    fake_openai.enqueue(Reply(content="return 42", format="none"))
+    try:
+        deltas = [delta async for delta in backend.stream(ask())]
+    finally:
+        await backend.aclose()
+
+    assert "".join(d.reasoning for d in deltas) == ""
+    assert "".join(d.content for d in deltas) == "return 42"
+
+
 @pytest.mark.parametrize("reason", ["abort", "content_filter", "error"])
 async def test_an_abnormal_finish_reason_is_an_error_naming_it(fake_openai, backend, reason):
     reply = Reply(reasoning="Hm.", content="partial", finish_reason=reason)

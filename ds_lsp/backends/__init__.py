@@ -34,6 +34,7 @@ def make_backend(settings: Settings) -> Backend:
             api_key=settings.api_key,
             timeout=settings.request_timeout,
             preset=preset_name,
+            reasoning=settings.reasoning,
         )
     from ds_lsp import models
 

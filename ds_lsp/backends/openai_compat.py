@@ -127,8 +127,12 @@ class OpenAIBackend:
         api_key: str | None = None,
         timeout: float = 120.0,
         preset: str | None = None,
+        reasoning: str = "auto",
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # "off": a model that does not reason (a coder model): its content is the
+        # answer from the first character. "auto" and "on": found out per stream.
+        self.reasons = reasoning != "off"
         # The URL as every message and log line shows it: no `user:password@`.
         self.shown_url = redact_url(self.base_url)
         self.model = model
@@ -205,7 +209,7 @@ class OpenAIBackend:
         self, chunks: openai.AsyncStream, cancelled: asyncio.Future | None, request: ChatRequest
     ) -> AsyncIterator[Delta]:
         """The stream's chunks as deltas, the finish delta last."""
-        normaliser = _Normaliser(reasoning_on=request.reasoning == "on")
+        normaliser = _Normaliser(reasoning_on=request.reasoning == "on" and self.reasons)
         budget = request.reasoning_budget or None  # 0 and None: no budget
         while True:
             chunk = await _race(lambda: anext(chunks, None), cancelled)
