@@ -34,6 +34,8 @@ BackendName = Literal["llama_cpp", "openai"]
 PresetName = Literal["ollama", "lmstudio", "llamacpp", "vllm", "sglang", "deepseek"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 ReasoningMode = Literal["auto", "on", "off"]
+DebounceMode = Literal["adaptive", "fixed"]
+Switch = Literal["auto", "on", "off"]
 
 ENV_PREFIX = "DS_LSP_"
 LSP_SECTION = "dsLsp"
@@ -64,6 +66,24 @@ class Settings:
     top_p: float = 0.95
     request_timeout: float = 120.0
     log_level: LogLevel = "info"
+    # Inline completions (ghost text). The wait after a keystroke before asking
+    # the model: "adaptive" follows the typing speed, never below
+    # completion_debounce_ms; "fixed" is always completion_debounce_ms.
+    completion_debounce: DebounceMode = "adaptive"
+    completion_debounce_ms: int = 100
+    completion_max_tokens: int = 64  # multi-line; a single line gets fewer
+    completion_time_budget_ms: int = 2000  # then what is ready is shown
+    completion_context_tokens: int = 1536  # the prompt's budget around the cursor
+    # textDocument/completion too: "auto" only for clients without inline completion.
+    completion_fallback: Switch = "auto"
+    # A separate model trained for fill-in-the-middle (Qwen2.5-Coder, ...). None:
+    # the chat model with its reasoning skipped. In process a GGUF; over HTTP a
+    # model name on the same server.
+    completion_model_path: str | None = None
+    completion_model: str | None = None
+    # The FIM prompt format of that model: qwen2.5-coder, deepseek-coder,
+    # codellama, starcoder, or a template with {prefix} and {suffix}.
+    fim_template: str | None = None
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict fit for logs: neither the API key nor a password
@@ -91,6 +111,10 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "temperature": (lambda v: 0.0 <= v <= 2.0, "a number from 0 to 2"),
     "top_p": (lambda v: 0.0 < v <= 1.0, "a number above 0, up to 1"),
     "request_timeout": (lambda v: v > 0, "a positive number of seconds"),
+    "completion_debounce_ms": (lambda v: 0 <= v <= 5000, "milliseconds, from 0 to 5000"),
+    "completion_max_tokens": (lambda v: 1 <= v <= 1024, "a token count from 1 to 1024"),
+    "completion_time_budget_ms": (lambda v: v >= 50, "milliseconds, at least 50"),
+    "completion_context_tokens": (lambda v: v >= 64, "a token count of at least 64"),
 }
 
 _converter = cattrs.Converter()

@@ -38,6 +38,23 @@ class Message:
 
 
 @dataclass(frozen=True)
+class RawPrompt:
+    """A prompt ds-lsp rendered itself, sent with no chat template around it: a
+    fill-in-the-middle template, or R1's chat format with an empty think block
+    prefilled (reasoning skipped, for servers with no per-request switch).
+
+    The pieces alternate between the format's own markers (`<|fim_prefix|>`,
+    `<｜User｜>`: special tokens) and the user's text (never read as special
+    tokens, so code that contains such text cannot inject them)."""
+
+    pieces: tuple[tuple[str, bool], ...]  # (text, is_marker)
+
+    @property
+    def text(self) -> str:
+        return "".join(text for text, _ in self.pieces)
+
+
+@dataclass(frozen=True)
 class ChatRequest:
     """What to generate. R1 advice: no system prompt, instructions in the user turn."""
 
@@ -55,6 +72,11 @@ class ChatRequest:
     # Which of the model's slots runs it. In process, "completion" has its own
     # context, so inline completions never wait behind an edit or a chat answer.
     slot: Literal["chat", "completion"] = "chat"
+    # Set: send this prompt as it is (no chat template, no reasoning; `messages`
+    # are ignored) and read everything the model says as the answer.
+    raw: RawPrompt | None = None
+    # Set: this model name instead of the backend's own (a FIM model on the same server).
+    model: str | None = None
     # Set it to stop generation; the stream then ends with FinishReason.CANCELLED.
     cancel: asyncio.Event | None = field(default=None, compare=False)
 
