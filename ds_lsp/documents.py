@@ -91,6 +91,14 @@ class Document:
         """The LSP position of a byte offset, such as a node's start_byte or end_byte."""
         return self.content.position_of_byte(byte, self.encoding)
 
+    def with_insertion(self, offset: int, text: str) -> Document:
+        """This document with `text` inserted at code point `offset`, as a new snapshot
+        outside the store (a suggestion imagined accepted); the tree follows
+        incrementally, as on a didChange."""
+        content, edit = self.content.replace(offset, offset, text)
+        syntax = self._syntax.edited(content.data, [edit]) if self._syntax else None
+        return replace(self, content=content, _syntax=syntax)
+
 
 class DocumentStore:
     """The documents the client has open, by URI.

@@ -91,3 +91,33 @@ async def test_a_new_model_loads_off_the_event_loop(tiny_gguf_path, looping_gguf
     assert second.model_path == looping_gguf_path
     assert ticks > 1, "the event loop kept running while the model loaded"
     assert (result.answer, result.finish) == (ANSWER, FinishReason.STOP)
+
+
+@pytest.mark.llama
+async def test_a_separate_completion_model_serves_the_completion_slot(
+    tiny_gguf_path, looping_gguf_path
+):
+    settings = Settings(
+        model_path=str(tiny_gguf_path), completion_model_path=str(looping_gguf_path), n_ctx=1024
+    )
+    scheduler = ModelScheduler(settings)
+    try:
+        completion = await collect(
+            scheduler.stream(ask(reasoning="off", slot="completion", max_tokens=8))
+        )
+        chat = await collect(scheduler.stream(ask()))
+        chat_model = (await scheduler.backend("chat")).model_path
+        completion_model = await scheduler.backend("completion")
+        scheduler.update(dataclasses.replace(settings, completion_model_path=None))
+        await scheduler._rebuilding
+        after = await collect(scheduler.stream(ask(reasoning="off", slot="completion")))
+    finally:
+        await scheduler.aclose()
+
+    assert chat_model == tiny_gguf_path
+    assert completion_model.model_path == looping_gguf_path
+    assert completion_model.reasons is False, "a completion model is not forced to reason"
+    assert completion_model._closed, "unset, its model was closed"
+    # A model set not to reason gets no think block: the tiny one then says its noise.
+    assert completion.reasoning == "" and completion.answer
+    assert (chat.answer, after.answer) == (ANSWER, ANSWER)

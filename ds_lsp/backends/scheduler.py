@@ -11,7 +11,9 @@ Features never build backends themselves; they ask the scheduler to stream.
   the "completion" slot is a second llama.cpp context over the same
   memory-mapped weights, so inline completions never wait behind an edit or a
   chat answer (why not preemption: docs/architecture.md). A model server runs
-  requests side by side itself.
+  requests side by side itself. A separate completion model (a FIM-trained
+  coder GGUF, `completion_model_path`) is a backend of its own, built and
+  rebuilt the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 
 from ds_lsp.backends import make_backend
 from ds_lsp.backends.base import Backend, ChatRequest, Delta
@@ -52,60 +55,82 @@ class ModelScheduler:
     ) -> None:
         self._settings = settings
         self._build = build
-        self._backend: Backend | None = None
-        self._backend_key: tuple | None = None
+        # By role: "chat", and "completion" when a separate in-process model
+        # (completion_model_path, a FIM-trained coder GGUF) serves completions.
+        self._backends: dict[str, Backend] = {}
+        self._keys: dict[str, tuple] = {}
         self._lock = asyncio.Lock()  # one build at a time
         self._rebuilding: asyncio.Task | None = None
         self._closed = False
 
     @property
     def current(self) -> Backend | None:
-        """The backend built so far (None before the first request)."""
-        return self._backend
+        """The chat backend built so far (None before the first request)."""
+        return self._backends.get("chat")
 
-    async def backend(self) -> Backend:
+    async def backend(self, role: str = "chat") -> Backend:
         """The backend for the current settings, built now if it has not been."""
         async with self._lock:
             if self._closed:
                 raise RuntimeError("the model scheduler is closed")
-            await self._swap(self._settings)
-            assert self._backend is not None
-            return self._backend
+            await self._swap(role, self._settings)
+            return self._backends[role]
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Delta]:
         """The model's deltas for `request` (see Backend.stream); raises ModelError."""
-        backend = await self.backend()
+        backend = await self.backend(self._role(request))
         async for delta in backend.stream(request):
             yield delta
 
     def update(self, settings: Settings) -> None:
-        """New settings. Rebuilds the backend, in the background, only where needed."""
-        changed = backend_key(settings) != backend_key(self._settings)
-        self._settings = settings
-        if not changed or self._backend is None or self._closed:
-            return  # not built yet: the next request builds it with these settings
+        """New settings. Rebuilds backends, in the background, only where needed."""
+        previous, self._settings = self._settings, settings
+        stale = [
+            role
+            for role in self._backends
+            if _settings_for(role, previous) is None
+            or _settings_for(role, settings) is None
+            or backend_key(_settings_for(role, settings)) != self._keys.get(role)
+        ]
+        if not stale or self._closed:
+            return  # nothing built, or nothing it depends on changed
         log.info("model settings changed: loading the new model in the background")
-        self._rebuilding = asyncio.ensure_future(self._rebuild())
+        self._rebuilding = asyncio.ensure_future(self._rebuild(stale))
 
     async def aclose(self) -> None:
         async with self._lock:
             self._closed = True
-            backend, self._backend = self._backend, None
-        if backend is not None:
+            backends, self._backends = list(self._backends.values()), {}
+        for backend in backends:
             await backend.aclose()
 
-    async def _rebuild(self) -> None:
-        try:
-            await self.backend()
-        except Exception as exc:  # the next request meets it again, with the fix
-            log.warning("%s", exc)
+    def _role(self, request: ChatRequest) -> str:
+        if request.slot == "completion" and _settings_for("completion", self._settings):
+            return "completion"
+        return "chat"
 
-    async def _swap(self, settings: Settings) -> None:
-        """Make the backend match `settings`: build and load a new one, close the old."""
-        key = backend_key(settings)
-        if self._backend is not None and self._backend_key == key:
+    async def _rebuild(self, roles: list[str]) -> None:
+        for role in roles:
+            try:
+                async with self._lock:
+                    if _settings_for(role, self._settings) is None:
+                        backend = self._backends.pop(role, None)  # no longer configured
+                        self._keys.pop(role, None)
+                        if backend is not None:
+                            await backend.aclose()
+                        continue
+                    await self._swap(role, self._settings)
+            except Exception as exc:  # the next request meets it again, with the fix
+                log.warning("%s", exc)
+
+    async def _swap(self, role: str, settings: Settings) -> None:
+        """Make the role's backend match `settings`: build and load a new one, close the
+        old one."""
+        role_settings = _settings_for(role, settings) or settings
+        key = backend_key(role_settings)
+        if role in self._backends and self._keys.get(role) == key:
             return
-        new = await asyncio.to_thread(self._build, settings)
+        new = await asyncio.to_thread(self._build, role_settings)
         load = getattr(new, "load", None)  # in process: map the weights now, off the loop
         if load is not None:
             try:
@@ -113,7 +138,18 @@ class ModelScheduler:
             except BaseException:
                 await new.aclose()
                 raise
-        old, self._backend, self._backend_key = self._backend, new, key
+        old = self._backends.get(role)
+        self._backends[role], self._keys[role] = new, key
         log.info("model ready: %s", new.name)
         if old is not None:
             await old.aclose()
+
+
+def _settings_for(role: str, settings: Settings) -> Settings | None:
+    """The settings a role's backend is built from; None when the role has none of its own."""
+    if role == "chat":
+        return settings
+    if settings.backend == "llama_cpp" and settings.completion_model_path:
+        # A coder model for fill-in-the-middle: it does not reason.
+        return replace(settings, model_path=settings.completion_model_path, reasoning="off")
+    return None
