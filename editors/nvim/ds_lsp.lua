@@ -5,7 +5,7 @@
 return {
   cmd = { 'ds-lsp' },
   filetypes = { 'python', 'javascript', 'javascriptreact', 'typescript', 'typescriptreact',
-                'rust', 'go', 'java', 'c', 'cpp' },
+                'rust', 'go', 'java', 'c', 'cpp', 'cs', 'ruby', 'lua', 'sh', 'bash' },
   root_markers = { '.git', 'pyproject.toml', 'package.json', 'Cargo.toml', 'go.mod' },
   settings = {
     dsLsp = {
