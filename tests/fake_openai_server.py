@@ -10,6 +10,12 @@ with its own event loop, so in-process async tests and subprocesses (the CLI,
 an editor) can all talk to it. As a pytest plugin this module provides the
 `fake_openai` fixture: one server per test session, reset before each test.
 
+It serves streaming chat completions (`/v1/chat/completions`) and text
+completions (`/v1/completions`, where raw prompts go: `choices[0].text`, no
+reasoning field, so a reply's reasoning comes inline as a model would say it);
+both follow the same `Reply` script and are recorded alike (`requests`,
+`endpoints`).
+
 Tests synchronise with it through events, never sleeps: `wait_for_request`
 returns once a request has arrived, a `Reply(hold=True)` sends nothing (not
 even headers) until `release()`, and each request's `Served` record notes the
@@ -72,6 +78,8 @@ class Reply:
     chunk_size: int = 3
     # Seconds to wait before each chunk after the first (slow streams).
     delay: float = 0.0
+    # Seconds to wait, after the headers, before the first chunk (time to first token).
+    first_delay: float = 0.0
     # None: end the stream (with [DONE]) without ever sending a finish_reason.
     finish_reason: str | None = "stop"
     # Not 200: answer with this status and `error_body` (default: OpenAI's error shape).
@@ -96,6 +104,7 @@ class Reply:
 class Served:
     """What happened to one request, for tests and benchmarks to inspect."""
 
+    endpoint: str = "chat"  # "chat" (/v1/chat/completions) or "completions" (/v1/completions)
     arrived_at: float = field(default_factory=time.perf_counter)
     # Set when the client closed the connection before the reply was complete.
     disconnected: threading.Event = field(default_factory=threading.Event)
@@ -117,7 +126,8 @@ class FakeOpenAIServer:
             reasoning="The user wants a greeting.", content="Hello from the fake model."
         )
         self.models: list[str] = list(models)
-        self.requests: list[dict] = []  # JSON bodies of chat completion requests
+        self.requests: list[dict] = []  # JSON bodies of the requests, both endpoints
+        self.endpoints: list[str] = []  # the endpoint of each: "chat" or "completions"
         self.headers: list[dict[str, str]] = []  # their headers, Authorization left out
         self.auth_headers: list[str | None] = []  # their Authorization headers
         self._replies: collections.deque[Reply] = collections.deque()
@@ -144,6 +154,7 @@ class FakeOpenAIServer:
         with self._lock:
             self._replies.clear()
             self.requests.clear()
+            self.endpoints.clear()
             self.headers.clear()
             self.auth_headers.clear()
             self._served.clear()
@@ -202,6 +213,7 @@ class FakeOpenAIServer:
     async def _start(self, port: int) -> None:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat_completions)
+        app.router.add_post("/v1/completions", self._completions)
         app.router.add_get("/v1/models", self._list_models)
         # handler_cancellation: a client that goes away cancels its handler at once,
         # which is how the server notices (and times) a disconnect.
@@ -222,15 +234,22 @@ class FakeOpenAIServer:
         return web.json_response({"object": "list", "data": data})
 
     async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
+        return await self._answer(request, "chat")
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        return await self._answer(request, "completions")
+
+    async def _answer(self, request: web.Request, endpoint: str) -> web.StreamResponse:
         body = await request.json()
         with self._arrived:
             reply = self._replies.popleft() if self._replies else self.default_reply
             self.requests.append(body)
+            self.endpoints.append(endpoint)
             self.auth_headers.append(request.headers.get("Authorization"))
             self.headers.append(
                 {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
             )
-            served = Served()
+            served = Served(endpoint=endpoint)
             self._served.append(served)
             self._arrived.notify_all()
         model = body.get("model", "")
@@ -240,7 +259,8 @@ class FakeOpenAIServer:
             if reply.status != 200:
                 return self._error(reply, request, model)
             if not body.get("stream"):
-                return web.json_response(_completion(reply, model))
+                whole = _text_completion if endpoint == "completions" else _completion
+                return web.json_response(whole(reply, model))
             return await self._stream(reply, request, model, served)
         except asyncio.CancelledError:
             served.note_disconnect()  # the client went away: aiohttp cancelled this handler
@@ -265,25 +285,32 @@ class FakeOpenAIServer:
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
-        completion_id = f"chatcmpl-{len(self.requests)}"
         created = int(time.time())
+        chat = served.endpoint == "chat"
+        completion_id = f"{'chatcmpl' if chat else 'cmpl'}-{len(self.requests)}"
 
         def event(delta: dict | None, finish: str | None = None, usage=None) -> bytes:
+            if delta is None:
+                choices = []
+            elif chat:
+                choices = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+            else:  # /v1/completions: the text itself, no delta
+                text = delta.get("content") or ""
+                choices = [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}]
             chunk = {
                 "id": completion_id,
-                "object": "chat.completion.chunk",
+                "object": "chat.completion.chunk" if chat else "text_completion",
                 "created": created,
                 "model": model,
                 "system_fingerprint": "fake",
-                "choices": []
-                if delta is None
-                else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+                "choices": choices,
             }
             if usage is not None:
                 chunk["usage"] = usage
             return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
 
-        events = [event(delta) for delta in _deltas(reply)]
+        deltas = _deltas(reply) if chat else _text_deltas(reply)
+        events = [event(delta) for delta in deltas]
         if reply.malformed:
             events.insert(1, b"data: {not json\n\n")
         if reply.finish_reason is not None:
@@ -301,6 +328,8 @@ class FakeOpenAIServer:
             if sent == reply.drop_after:
                 request.transport.close()
                 return response
+            if not sent and reply.first_delay:
+                await asyncio.sleep(reply.first_delay)
             if sent and reply.delay:
                 await asyncio.sleep(reply.delay)
             try:
@@ -356,6 +385,43 @@ def _deltas(reply: Reply) -> Iterator[dict]:
             yield {"content": piece, "reasoning_content": None}
     else:
         raise ValueError(f"unknown wire format {reply.format!r}")
+
+
+def completion_text(reply: Reply) -> str:
+    """What `/v1/completions` says for the reply: the model's raw text, with no reasoning
+    field. "none": the content alone; "inline": `<think>R</think>A`; every other
+    format: `R</think>A`, as after a prompt that opened the reasoning."""
+    close = "</think>" if reply.closed else ""
+    if reply.format == "none":
+        return reply.content
+    if reply.format == "inline":
+        return f"<think>{reply.reasoning}{close}{reply.content}"
+    return f"{reply.reasoning}{close}{reply.content}"
+
+
+def _text_deltas(reply: Reply) -> Iterator[dict]:
+    """The text of each `/v1/completions` SSE chunk (as a `content` delta, for `_stream`)."""
+    for piece in _pieces(completion_text(reply), reply.chunk_size):
+        yield {"content": piece}
+
+
+def _text_completion(reply: Reply, model: str) -> dict:
+    """A whole (non-streamed) text_completion for the reply."""
+    return {
+        "id": "cmpl-fake",
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "text": completion_text(reply),
+                "logprobs": None,
+                "finish_reason": reply.finish_reason,
+            }
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+    }
 
 
 def _completion(reply: Reply, model: str) -> dict:

@@ -12,8 +12,16 @@ import asyncio
 
 import pytest
 
-from ds_lsp.backends.base import ChatRequest, FinishReason, Message, ModelError, collect
+from ds_lsp.backends.base import (
+    ChatRequest,
+    FinishReason,
+    Message,
+    ModelError,
+    RawPrompt,
+    collect,
+)
 from ds_lsp.backends.llama_cpp import LlamaCppBackend
+from ds_lsp.backends.r1_format import r1_raw_prompt
 from tests.tiny_gguf import ANSWER, LOOPING_REASONING_STEP, REASONING
 
 pytestmark = pytest.mark.llama
@@ -83,9 +91,12 @@ async def test_earlier_turns_keep_only_their_answer(backend):
         ]
     )
     prompt = await backend.render_prompt(request)
+    tokens = await backend.prompt_tokens(request)
+    sent = backend._slots["chat"].llm.detokenize(tokens, special=True).decode()
 
     assert "secret" not in prompt
     assert "<｜Assistant｜>\n\nHello!<｜end▁of▁sentence｜><｜User｜>Again." in prompt
+    assert "secret" not in sent, "what the model is given drops the reasoning too"
 
 
 async def test_special_tokens_are_tokenised_as_special_tokens(either_template):
@@ -419,3 +430,99 @@ async def test_a_completion_does_not_wait_behind_a_long_answer(long_context):
     chat.cancel()
     with pytest.raises(asyncio.CancelledError):
         await chat
+
+
+# -- raw prompts (inline completions: R1 with its reasoning skipped, fill-in-the-middle) -----
+
+
+def raw_ask(prompt: RawPrompt, **options) -> ChatRequest:
+    return ChatRequest(messages=(), raw=prompt, slot="completion", **options)
+
+
+async def test_r1s_raw_format_is_what_the_models_own_template_renders(either_template):
+    conversation = [
+        Message("user", "Hi."),
+        Message("assistant", "<think>\nsecret\n</think>\n\nHello!"),
+        Message("user", "Again."),
+    ]
+    templated = await either_template.render_prompt(
+        ChatRequest(messages=conversation, reasoning="off")
+    )
+    raw = await either_template.render_prompt(raw_ask(r1_raw_prompt(conversation)))
+
+    assert "<｜begin▁of▁sentence｜>" + raw == templated  # the BOS is the model's to add
+    # Token for token, too, for a one-turn request.
+    say_hello = [Message("user", "Say hello.")]
+    assert await either_template.prompt_tokens(
+        raw_ask(r1_raw_prompt(say_hello))
+    ) == await either_template.prompt_tokens(ChatRequest(messages=say_hello, reasoning="off"))
+
+
+async def test_a_raw_r1_prompt_with_the_empty_think_block_gets_the_answer_alone(backend):
+    deltas = []
+    request = raw_ask(r1_raw_prompt([Message("user", "Hi.")]))
+    result = await collect(backend.stream(request), deltas.append)
+
+    assert (result.reasoning, result.answer, result.finish) == ("", ANSWER, FinishReason.STOP)
+    assert len([d for d in deltas if d.content]) > 3  # token by token
+    tokens = await backend.prompt_tokens(raw_ask(r1_raw_prompt([Message("user", "hi")])))
+    # BOS once, every marker one special token: BOS <User> hi <Assistant> <think> \n\n ...
+    assert tokens[:2] == [BOS, USER]
+    assert tokens[3:5] == [ASSISTANT, THINK]
+    assert len(tokens) == 8
+
+
+FIM_PREFIX, FIM_SUFFIX, FIM_MIDDLE = 151659, 151661, 151660
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        r1_raw_prompt([Message("user", INJECTED + ' <|fim_middle|> "<|im_end|>"')]),
+        RawPrompt(
+            (
+                ("<|fim_prefix|>", True),
+                ('TOKENS = ["<|fim_middle|>", "<|im_end|>", "<｜User｜>"]\n', False),
+                ("<|fim_suffix|>", True),
+                ("print(TOKENS)\n", False),
+                ("<|fim_middle|>", True),
+            )
+        ),
+    ],
+    ids=["r1", "fim"],
+)
+async def test_special_token_text_in_a_raw_prompts_text_stays_plain_text(backend, prompt):
+    tokens = await backend.prompt_tokens(raw_ask(prompt))
+    markers = [text for text, is_marker in prompt.pieces if is_marker]
+
+    # The markers are the only control tokens in the prompt.
+    assert tokens.count(USER) == sum("<｜User｜>" in text for text in markers)
+    assert tokens.count(ASSISTANT) == sum("<｜Assistant｜>" in text for text in markers)
+    assert tokens.count(FIM_MIDDLE) == markers.count("<|fim_middle|>")
+    assert EOS not in tokens
+    llm = backend._slots["completion"].llm
+    assert llm.detokenize(tokens, special=True).decode() == "<｜begin▁of▁sentence｜>" + prompt.text
+
+
+async def test_everything_a_raw_prompt_gets_is_answer(looping):
+    # Opened reasoning, but raw: what the model says is the answer, as it is (FIM models
+    # never reason; a raw prompt is the caller's to shape).
+    prompt = RawPrompt((("<｜User｜>", True), ("Hi.", False), ("<｜Assistant｜><think>\n", True)))
+    result = await collect(looping.stream(raw_ask(prompt, max_tokens=12)))
+
+    assert result.reasoning == ""
+    assert result.answer.startswith(LOOPING_REASONING_STEP)
+    assert result.finish == FinishReason.LENGTH
+
+
+async def test_a_raw_prompts_stream_stops_at_the_cancel(looping):
+    prompt = RawPrompt((("<｜User｜>", True), ("Hi.", False), ("<｜Assistant｜><think>\n", True)))
+    cancel = asyncio.Event()
+    result = await collect(
+        looping.stream(raw_ask(prompt, max_tokens=1500, cancel=cancel)), lambda _: cancel.set()
+    )
+
+    assert result.finish is FinishReason.CANCELLED
+    assert looping.last_usage.generated_tokens <= 2  # stopped within a token of the first
+    after = await collect(looping.stream(raw_ask(r1_raw_prompt([Message("user", "Hi.")]))))
+    assert (after.answer, after.finish) == (ANSWER, FinishReason.STOP)

@@ -25,8 +25,8 @@ def make_backend(settings: Settings) -> Backend:
         model = settings.model or (preset.model if preset else None)
         if not model:
             raise ModelError(
-                f"no model name for {redact_url(base_url)}: set DS_LSP_MODEL or --model to one the server "
-                "lists at /v1/models"
+                f"no model name for {redact_url(base_url)}: set DS_LSP_MODEL or --model to one "
+                "the server lists at /v1/models"
             )
         return OpenAIBackend(
             base_url=base_url,

@@ -16,6 +16,10 @@ forced, as DeepSeek advises: `<think>\\n` so the model reasons, or an empty
 `<think>\\n\\n</think>\\n\\n` to skip the reasoning. Prompts are built the same
 way every time, so llama-cpp-python's reuse of the longest common token prefix
 with the previous request (its KV cache) makes follow-up requests cheap.
+
+A raw prompt (`ChatRequest.raw`: a fill-in-the-middle template, or R1's format
+rendered by ds-lsp) is sent as it is: no chat template, no forced start, and
+everything the model says is answer.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from pathlib import Path
 import llama_cpp
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from ds_lsp.backends.base import ChatRequest, Delta, FinishReason, ModelError
+from ds_lsp.backends.base import ChatRequest, Delta, FinishReason, ModelError, RawPrompt
 from ds_lsp.reasoning import ReasoningSplitter, partial_suffix_length
 
 log = logging.getLogger(__name__)
@@ -189,8 +193,11 @@ class LlamaCppBackend:
         )
 
     async def render_prompt(self, request: ChatRequest) -> str:
-        """The prompt text the model sees for `request` (chat template + forced start)."""
+        """The prompt text the model sees for `request` (chat template + forced start; a raw
+        prompt as it is, the BOS the vocabulary wants being added when it is tokenized)."""
         await self.load(request.slot)
+        if request.raw is not None:
+            return request.raw.text
         return self._render(request)
 
     async def prompt_tokens(self, request: ChatRequest) -> list[int]:
@@ -350,6 +357,8 @@ class LlamaCppBackend:
         characters it is, never as a control token (prompt injection).
         """
         llm = self._load(slot)
+        if request.raw is not None:
+            return self._tokenize_raw(llm, request.raw)
         sentinels = [_SENTINEL.format(i) for i in range(len(request.messages))]
         skeleton = self._render(request, sentinels)
         tokens: list[int] = []
@@ -361,9 +370,24 @@ class LlamaCppBackend:
                 # still read only the template's own markers as special.
                 return self._tokenize_plainly(llm, request)
             tokens += llm.tokenize(before.encode(), add_bos=False, special=True)
-            tokens += llm.tokenize(message.content.encode(), add_bos=False, special=False)
+            text = message.content
+            if message.role == "assistant":
+                # Earlier answers go back without their reasoning, as R1's template
+                # does (which the sentinel kept from seeing the text).
+                text = text.split("</think>")[-1]
+            tokens += llm.tokenize(text.encode(), add_bos=False, special=False)
             rest = rest_after
         tokens += llm.tokenize(rest.encode(), add_bos=False, special=True)
+        if self._bos_tokens and tokens[:1] != self._bos_tokens:
+            tokens = self._bos_tokens + tokens
+        return tokens
+
+    def _tokenize_raw(self, llm: llama_cpp.Llama, raw: RawPrompt) -> list[int]:
+        """A raw prompt's markers as special tokens, its text as plain text, BOS in front
+        where the vocabulary wants one (and the prompt has none)."""
+        tokens: list[int] = []
+        for text, is_marker in raw.pieces:
+            tokens += llm.tokenize(text.encode(), add_bos=False, special=is_marker)
         if self._bos_tokens and tokens[:1] != self._bos_tokens:
             tokens = self._bos_tokens + tokens
         return tokens
@@ -446,8 +470,11 @@ class _Generation:
             return
         llm = self.backend._load(self.slot)
         prompt = self.backend._tokenize_prompt(self.slot, request)
-        # A model that does not reason answers from the first token; stray tags still go.
-        self.reasoning = request.reasoning == "on" and bool(self.backend.reasons)
+        # A model that does not reason, or a raw prompt, answers from the first token;
+        # stray tags still go.
+        self.reasoning = (
+            request.raw is None and request.reasoning == "on" and bool(self.backend.reasons)
+        )
         self.splitter = ReasoningSplitter(open=self.reasoning)
         n_ctx = llm.n_ctx()
         if len(prompt) >= n_ctx:

@@ -5,6 +5,26 @@ Requests go through the official `openai` client (streaming chat
 completions). Each server family delivers R1's reasoning its own way (see
 docs on reasoning formats); `_Normaliser` turns all of them into reasoning and
 answer pieces, with `ds_lsp.reasoning.ReasoningSplitter` doing the tag work.
+
+A raw prompt (`ChatRequest.raw`: fill-in-the-middle, or R1's format rendered
+by ds-lsp) goes to the streaming `/v1/completions` endpoint instead, and
+everything the model says is answer (stray tags and special tokens still go).
+Reasoning "off" uses each server family's own way to skip R1's reasoning:
+- llama-server, vLLM, SGLang, LM Studio: no per-request switch works for R1
+  (llama-server ignores `reasoning_effort: "none"` and
+  `enable_thinking: false` for R1 templates, and echoes a chat prefill in the
+  content), so the conversation is rendered in R1's format with an empty
+  think block prefilled (`r1_format.r1_raw_prompt`) and sent to
+  `/v1/completions`;
+- Ollama `/v1`: `reasoning_effort: "none"`;
+- the DeepSeek API: `thinking: {"type": "disabled"}` (its newer models; R1
+  itself still reasons, in its own field);
+- any other server: a chat request as usual. Reasoning that comes anyway,
+  in a field or in a leading `<think>` block, is never passed on as answer;
+  the caller's max_tokens bounds it.
+A backend set to `reasoning: off` (a model that does not reason) always
+chats: it has no R1 format to render.
+
 HTTP failures become `ModelError`s that say what to try, and never show the
 API key or a password in the URL (`name`, logs and messages show the URL
 through `redact_url`).
@@ -42,6 +62,7 @@ from urllib.parse import urlsplit
 import openai
 
 from ds_lsp.backends.base import ChatRequest, Delta, FinishReason, ModelError
+from ds_lsp.backends.r1_format import r1_raw_prompt
 from ds_lsp.reasoning import OPEN_TAG, ReasoningSplitter, split_reasoning
 from ds_lsp.redact import redact_text, redact_url
 
@@ -56,6 +77,8 @@ _REASONING_FIELDS = ("reasoning_content", "reasoning", "thinking")
 _CHARS_PER_TOKEN = 4
 # How much of a server's error message goes into ours.
 _SERVER_MESSAGE_LIMIT = 300
+# Servers where reasoning "off" sends R1's format, rendered here, to /v1/completions.
+_RAW_R1_PRESETS = frozenset({"llamacpp", "vllm", "sglang", "lmstudio"})
 
 
 @dataclass(frozen=True)
@@ -182,22 +205,31 @@ class OpenAIBackend:
             asyncio.ensure_future(request.cancel.wait()) if request.cancel is not None else None
         )
         chunks: openai.AsyncStream | None = None
+        endpoint, arguments = self._arguments(request)
+        create = (
+            self._client.completions.create
+            if endpoint == "completions"
+            else self._client.chat.completions.create
+        )
         try:
-            arguments = self._arguments(request)
             opened = await _race(
-                lambda: self._client.chat.completions.create(**arguments),
-                cancelled,
-                discard=lambda stream: stream.close(),
+                lambda: create(**arguments), cancelled, discard=lambda stream: stream.close()
             )
             if opened is _CANCELLED:
                 yield Delta(finish=FinishReason.CANCELLED)
                 return
             chunks = opened
-            async with contextlib.aclosing(self._deltas(chunks, cancelled, request)) as deltas:
+            # A raw prompt's text is all answer: there is no reasoning to tell apart.
+            reasoning_on = endpoint == "chat" and request.reasoning == "on" and self.reasons
+            async with contextlib.aclosing(
+                self._deltas(chunks, cancelled, request, reasoning_on)
+            ) as deltas:
                 async for delta in deltas:
                     yield delta
         except (openai.OpenAIError, json.JSONDecodeError) as exc:
-            raise self._error(exc, streaming=chunks is not None) from None
+            raise self._error(
+                exc, streaming=chunks is not None, endpoint=endpoint, model=arguments["model"]
+            ) from None
         finally:
             # Runs on aclose() and on task cancellation too: the server stops generating.
             if cancelled is not None:
@@ -206,10 +238,14 @@ class OpenAIBackend:
                 await chunks.close()
 
     async def _deltas(
-        self, chunks: openai.AsyncStream, cancelled: asyncio.Future | None, request: ChatRequest
+        self,
+        chunks: openai.AsyncStream,
+        cancelled: asyncio.Future | None,
+        request: ChatRequest,
+        reasoning_on: bool,
     ) -> AsyncIterator[Delta]:
-        """The stream's chunks as deltas, the finish delta last."""
-        normaliser = _Normaliser(reasoning_on=request.reasoning == "on" and self.reasons)
+        """The stream's chunks (chat or completions) as deltas, the finish delta last."""
+        normaliser = _Normaliser(reasoning_on=reasoning_on)
         budget = request.reasoning_budget or None  # 0 and None: no budget
         while True:
             chunk = await _race(lambda: anext(chunks, None), cancelled)
@@ -227,8 +263,9 @@ class OpenAIBackend:
             choice = chunk.choices[0] if chunk.choices else None
             if choice is None:
                 continue  # a usage chunk
-            wire = getattr(choice, "delta", None)
-            pieces = normaliser.feed(getattr(wire, "content", None) or "", _reasoning_field(wire))
+            wire = getattr(choice, "delta", None)  # None in a /v1/completions chunk
+            content = getattr(choice, "text", None) if wire is None else wire.content
+            pieces = normaliser.feed(content or "", _reasoning_field(wire))
             if choice.finish_reason is not None:
                 pieces += normaliser.finish(choice.finish_reason)
             for delta in _deltas(pieces):
@@ -249,28 +286,48 @@ class OpenAIBackend:
                 )
                 return
 
-    def _arguments(self, request: ChatRequest) -> dict:
-        arguments = dict(
-            model=self.model,
-            # As given: R1 wants no system prompt, the caller puts instructions in the user turn.
-            messages=[{"role": m.role, "content": m.content} for m in request.messages],
+    def _arguments(self, request: ChatRequest) -> tuple[str, dict]:
+        """The endpoint ("chat" or "completions") and what to send it."""
+        common: dict[str, Any] = dict(
+            model=request.model or self.model,
             max_tokens=request.max_tokens,
             temperature=request.temperature,
             top_p=request.top_p,
             stream=True,
         )
         if request.stop:
-            arguments["stop"] = list(request.stop)
+            common["stop"] = list(request.stop)
+        raw = request.raw
+        if (
+            raw is None
+            and request.reasoning == "off"
+            and self.reasons
+            and self.preset in _RAW_R1_PRESETS
+        ):
+            raw = r1_raw_prompt(request.messages)
+        if raw is not None:
+            # Sent as text: these servers tokenize it with special tokens on, as they
+            # do a chat template's output, so the pieces cannot be kept apart here.
+            return "completions", {**common, "prompt": raw.text}
+        # As given: R1 wants no system prompt, the caller puts instructions in the user turn.
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        arguments = {**common, "messages": messages}
         if request.reasoning == "off" and self.preset == "ollama":
-            # Ollama's /v1 skips thinking on `reasoning_effort: "none"`. Other servers
-            # either have no per-request switch for R1 or may reject the value (vLLM
-            # validates it), so they get nothing and the content is read as answer.
+            # Ollama's /v1 skips thinking on `reasoning_effort: "none"`.
             arguments["extra_body"] = {"reasoning_effort": "none"}
-        return arguments
+        elif request.reasoning == "off" and self.preset == "deepseek":
+            arguments["extra_body"] = {"thinking": {"type": "disabled"}}
+        return "chat", arguments
 
     # -- errors ----------------------------------------------------------------------
 
-    def _error(self, exc: Exception, streaming: bool = False) -> ModelError:
+    def _error(
+        self,
+        exc: Exception,
+        streaming: bool = False,
+        endpoint: str = "chat",
+        model: str | None = None,
+    ) -> ModelError:
         """A ModelError saying what happened and what to try; never with a secret."""
         url = self.shown_url
         if isinstance(exc, openai.APITimeoutError):
@@ -288,7 +345,7 @@ class OpenAIBackend:
             else:
                 message = f"no model server at {url} — {self._start_hint()}"
         elif isinstance(exc, openai.APIStatusError):
-            message = self._status_message(exc)
+            message = self._status_message(exc, endpoint, model or self.model)
         elif isinstance(exc, openai.APIError):  # an error event inside the stream
             message = f"the server at {url} reported an error: {_server_text(exc)}"
         elif isinstance(exc, json.JSONDecodeError):
@@ -301,7 +358,7 @@ class OpenAIBackend:
         log.debug("model request failed: %s", type(exc).__name__)
         return ModelError(self._redact(message))
 
-    def _status_message(self, exc: openai.APIStatusError) -> str:
+    def _status_message(self, exc: openai.APIStatusError, endpoint: str, model: str) -> str:
         url, status, said = self.shown_url, exc.status_code, _server_text(exc)
         if status in (401, 403):
             if self._has_key:
@@ -311,13 +368,19 @@ class OpenAIBackend:
             return f"the server at {url} needs an API key (HTTP {status}); set DS_LSP_API_KEY"
         if status == 404:
             if self.preset == "ollama":
-                fix = f"run `ollama pull {self.model}`, or pick one `ollama list` shows"
+                fix = f"run `ollama pull {model}`, or pick one `ollama list` shows"
             else:
                 fix = f"pick one of the models listed at {url}/models (`ds-lsp doctor` shows them)"
-            return (
-                f"model {self.model!r} not found at {url} (HTTP 404: {said}); {fix}. "
+            message = (
+                f"model {model!r} not found at {url} (HTTP 404: {said}); {fix}. "
                 "If the model is there, check the URL: it usually ends in /v1"
             )
+            if endpoint == "completions":
+                message += (
+                    ", and that the server offers /v1/completions (inline completions send "
+                    "their prompt there)"
+                )
+            return message
         if status == 429:
             return f"the server at {url} is rate limiting (HTTP 429: {said}); wait and retry"
         if status >= 500:
