@@ -170,6 +170,8 @@ class LlamaCppBackend:
         self.reasoning_setting = reasoning
         self.reasons: bool | None = None  # decided when the model loads
         self.last_usage = Usage()
+        # Per slot: prompt tokens asked for, and how many of them llama.cpp evaluated.
+        self._prompt_totals: dict[str, list[int]] = {}
         self._chat_template = chat_template
         self._formatter: Jinja2ChatFormatter | None = None
         self._bos_tokens: list[int] = []
@@ -238,6 +240,17 @@ class LlamaCppBackend:
             slot.running.discard(stop)
             if watcher is not None:
                 watcher.cancel()
+
+    def usage_totals(self) -> dict[str, dict]:
+        """Per slot, how much of the prompts came from the KV cache (prefix reuse)."""
+        return {
+            slot: {
+                "prompt_tokens": asked,
+                "evaluated": evaluated,
+                "reused_ratio": round(1 - evaluated / asked, 3) if asked else None,
+            }
+            for slot, (asked, evaluated) in self._prompt_totals.items()
+        }
 
     async def aclose(self) -> None:
         """Stop running generations, free the model and end the worker threads."""
@@ -419,8 +432,9 @@ class LlamaCppBackend:
     ) -> None:
         """Run one request start to finish; every outcome reaches `hand_over`."""
         slot.current = stop
+        generation = _Generation(self, slot, request, stop, hand_over)
         try:
-            _Generation(self, slot, request, stop, hand_over).run()
+            generation.run()
         except ModelError as exc:
             hand_over(exc)
         except Exception as exc:  # llama.cpp failed mid-way (decode error, ...)
@@ -431,6 +445,11 @@ class LlamaCppBackend:
                 hand_over(ModelError(f"{self.name} failed while generating: {exc}"))
         finally:
             slot.current = None
+            usage = generation.usage
+            if usage.generated_tokens:  # the prompt was evaluated: count its reuse
+                totals = self._prompt_totals.setdefault(slot.name, [0, 0])
+                totals[0] += usage.prompt_tokens
+                totals[1] += usage.prompt_tokens_evaluated
 
 
 class _Generation:
