@@ -11,20 +11,21 @@ from __future__ import annotations
 import logging
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
 from ds_lsp import __version__, config
 from ds_lsp.backends.scheduler import ModelScheduler
 from ds_lsp.documents import DocumentStore
-from ds_lsp.features import cancel, documents, settings, warmup
+from ds_lsp.features import cancel, completion, documents, settings, warmup
 from ds_lsp.features import log as log_feature
 from ds_lsp.features import settings as settings_feature
 from ds_lsp.tasks import TaskRegistry
 
 log = logging.getLogger("ds_lsp")
 
-FEATURES = (settings, documents, cancel, warmup)
+FEATURES = (settings, documents, cancel, warmup, completion)
 
 
 class DsLspProtocol(LanguageServerProtocol):
@@ -33,6 +34,16 @@ class DsLspProtocol(LanguageServerProtocol):
     pygls cancels the handler's future only, and for `workspace/executeCommand`
     that is not the coroutine doing the work (see ds_lsp/tasks.py).
     """
+
+    def structure_message(self, data: dict):
+        """A request whose params do not fit its method gets an error answer, so the
+        client never waits on it (pygls only logs it, as the id is lost with it)."""
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            if "id" in data and "method" in data:
+                self._send_response(data["id"], None, exc.to_response_error())
+            raise
 
     def _handle_cancel_notification(self, msg_id) -> None:
         super()._handle_cancel_notification(msg_id)

@@ -37,6 +37,7 @@ def setup(server) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls, params: types.DidCloseTextDocumentParams) -> None:
         ls.documents.close(params.text_document.uri)
+        ls.inline.forget(params.text_document.uri)  # its pending suggestions too
 
     setup_inspect(server)
 

@@ -47,9 +47,7 @@ async def _warm_up(ls, token: str) -> dict:
     started = time.perf_counter()
     outcome = "cancelled"
     try:
-        request = ChatRequest(
-            messages=[Message("user", "Say OK.")], max_tokens=1, reasoning="off"
-        )
+        request = ChatRequest(messages=[Message("user", "Say OK.")], max_tokens=1, reasoning="off")
         try:
             backend = await ls.models.backend()
             await collect(ls.models.stream(request))
