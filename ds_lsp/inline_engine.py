@@ -46,8 +46,13 @@ log = logging.getLogger(__name__)
 SINGLE_LINE_MAX_TOKENS = 32
 # Typing gaps longer than this are pauses, not typing speed.
 TYPING_GAP_LIMIT = 0.6
+# The adaptive debounce waits this share of the user's median typing gap: a
+# little under the gap, so a pause is answered soon after the gap it exceeds.
+ADAPTIVE_FACTOR = 0.9
 # The adaptive debounce never waits longer than this.
 ADAPTIVE_DEBOUNCE_CEILING = 0.3
+# A suggestion still on screen after this long gets its follow-up prepared.
+SPECULATE_AFTER = 0.25
 # How much text around the cursor identifies a request for the cache.
 CACHE_PREFIX_CHARS = 600
 CACHE_SUFFIX_CHARS = 200
@@ -137,6 +142,10 @@ class InlineEngine:
         self._note_arrival(uri, now)
         self._supersede_waiting(uri)
 
+        in_flight = self._in_flight.get(uri)
+        if in_flight is not None and not self._compatible(in_flight, before, after):
+            self._cancel_in_flight(uri)  # it serves a spot the user has left
+            in_flight = None
         reused = self._typed_ahead(uri, before, after)
         if reused is not None:
             self.stats.typed_ahead_hits += 1
@@ -145,11 +154,6 @@ class InlineEngine:
         if cached is not None:
             self.stats.cache_hits += 1
             return self._show(uri, before, after, cached, "cache")
-
-        in_flight = self._in_flight.get(uri)
-        if in_flight is not None and not self._compatible(in_flight, before, after):
-            self._cancel_in_flight(uri)
-            in_flight = None
         waited = 0.0
         if in_flight is None and not invoked:
             # Wait for the user to pause; a newer keystroke cancels this wait.
@@ -157,7 +161,11 @@ class InlineEngine:
             if waiting is not None:
                 self._waiting[uri] = waiting
             try:
-                await asyncio.sleep(self.debounce_seconds(uri))
+                deadline = now + self.debounce_seconds(uri)
+                # Bring the syntax tree up to date while waiting anyway (after an
+                # edit in a broken spot that can take tens of ms).
+                _ = document.tree
+                await asyncio.sleep(max(0.0, deadline - time.perf_counter()))
             finally:
                 if self._waiting.get(uri) is waiting:
                     del self._waiting[uri]
@@ -219,14 +227,15 @@ class InlineEngine:
         floor = settings.completion_debounce_ms / 1000
         if settings.completion_debounce == "fixed":
             return floor
-        # Adaptive: wait about as long as the user's usual gap between keystrokes,
-        # so mid-burst keystrokes rarely reach the model and a pause soon does.
+        # Adaptive: wait about the user's usual gap between keystrokes, so many
+        # mid-burst keystrokes never reach the model and a pause is answered
+        # about one typing gap later.
         arrivals = self._arrivals.get(uri) or ()
         gaps = [b - a for a, b in zip(arrivals, list(arrivals)[1:], strict=False)]
         gaps = [gap for gap in gaps if gap < TYPING_GAP_LIMIT]
         if len(gaps) < 3:
             return floor
-        return min(max(floor, statistics.median(gaps) * 1.1), ADAPTIVE_DEBOUNCE_CEILING)
+        return min(max(floor, statistics.median(gaps) * ADAPTIVE_FACTOR), ADAPTIVE_DEBOUNCE_CEILING)
 
     def forget(self, uri: str) -> None:
         """The document closed."""
@@ -364,6 +373,9 @@ class InlineEngine:
         accepted = document.with_insertion(offset, suggestion)
 
         async def speculate():
+            # Only once the user looks at the suggestion: a keystroke that does not
+            # accept it cancels this task before it asks the model.
+            await asyncio.sleep(SPECULATE_AFTER)
             context = gather(
                 accepted,
                 offset + len(suggestion),
@@ -373,12 +385,12 @@ class InlineEngine:
             )
             if context.mode == "none":
                 return None
+            self.stats.speculative += 1
             result = await self._generate(context)
             if result:
                 self.cache.put(key, result)
             return result
 
-        self.stats.speculative += 1
         task = self._start_task(speculate(), name=f"speculative completion {uri}")
         self._in_flight[uri] = _InFlight(accepted_before, after, task, speculative=True)
         task.add_done_callback(lambda _: self._drop_in_flight(uri, task))
