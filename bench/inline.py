@@ -219,9 +219,14 @@ async def run_way(way: str, places: int) -> dict:
         stack.append(lambda: manager.__exit__(None, None, None))
         options = {"backend": "openai", "baseUrl": base_url, "model": "gemma"}
     else:
-        from bench._models import gemma_gguf_path
+        from bench._models import GEMMA_CHAT_TEMPLATE, gemma_gguf_path
 
-        options = {"backend": "llama_cpp", "modelPath": str(gemma_gguf_path()), "nCtx": 4096}
+        options = {
+            "backend": "llama_cpp",
+            "modelPath": str(gemma_gguf_path()),
+            "nCtx": 4096,
+            "chatTemplate": GEMMA_CHAT_TEMPLATE,
+        }
 
     editor = Editor(options, env)
     try:

@@ -56,6 +56,8 @@ class Settings:
     n_ctx: int = 8192
     n_threads: int | None = None
     n_gpu_layers: int = 0
+    # llama_cpp: a Jinja chat template for a GGUF that carries none (or to replace its own).
+    chat_template: str | None = None
     # Generation (R1 guidance: temperature 0.6, top-p 0.95).
     max_tokens: int = 4096
     reasoning_budget: int | None = 2048

@@ -51,6 +51,9 @@ TYPING_GAP_LIMIT = 0.6
 ADAPTIVE_FACTOR = 0.9
 # The adaptive debounce never waits longer than this.
 ADAPTIVE_DEBOUNCE_CEILING = 0.3
+# A cancelled request's generation waits this long for a newer request to take
+# it over before it is cancelled too (a little more than a typing gap).
+ADOPTION_GRACE = 0.2
 # A suggestion still on screen after this long gets its follow-up prepared.
 SPECULATE_AFTER = 0.25
 # How much text around the cursor identifies a request for the cache.
@@ -100,6 +103,7 @@ class _InFlight:
     after: str
     task: asyncio.Task  # -> str (the cleaned suggestion) or None
     speculative: bool = False
+    followers: int = 0  # requests waiting for its suggestion
 
 
 def _key(uri: str, before: str, after: str) -> tuple[str, str, str]:
@@ -175,14 +179,15 @@ class InlineEngine:
                 self._cancel_in_flight(uri)
                 in_flight = None
 
+        followed_ms = 0.0  # spent waiting for an earlier keystroke's generation
         if in_flight is not None:
             joined = time.perf_counter()
-            suggestion = await asyncio.shield(in_flight.task)
+            suggestion = await self._follow(uri, in_flight)
+            followed_ms = (time.perf_counter() - joined) * 1e3
             rest = typed_ahead("", suggestion or "", before[len(in_flight.before) :])
             if rest:
                 self.stats.stream_reuses += 1
-                model_ms = (time.perf_counter() - joined) * 1e3
-                return self._show(uri, before, after, rest, "stream", waited, model_ms)
+                return self._show(uri, before, after, rest, "stream", waited, followed_ms)
             if before == in_flight.before:
                 return None  # the same spot: the model had nothing to add
 
@@ -201,14 +206,7 @@ class InlineEngine:
         self._in_flight[uri] = _InFlight(before, after, task)
         asked = time.perf_counter()
         try:
-            suggestion = await asyncio.shield(task)
-        except asyncio.CancelledError:
-            # This request was cancelled ($/cancelRequest, or superseded); stop the
-            # model unless a newer request already took the stream over.
-            current = self._in_flight.get(uri)
-            if current is not None and current.task is task and not self._has_waiter(uri):
-                self._cancel_in_flight(uri)
-            raise
+            suggestion = await self._follow(uri, self._in_flight[uri])
         finally:
             current = self._in_flight.get(uri)
             if current is not None and current.task is task and task.done():
@@ -216,7 +214,7 @@ class InlineEngine:
         if not suggestion:
             return None
         self.cache.put(_key(uri, before, after), suggestion)
-        model_ms = (time.perf_counter() - asked) * 1e3
+        model_ms = followed_ms + (time.perf_counter() - asked) * 1e3
         shown = self._show(uri, before, after, suggestion, "model", waited, model_ms)
         if self._sequence[uri] == sequence:  # no newer request: this one will be shown
             self._speculate(document, offset, suggestion)
@@ -273,8 +271,26 @@ class InlineEngine:
         self._shown[uri] = _Shown(before, after, text)
         return Suggestion(text, len(before), source, wait_ms, model_ms)
 
-    def _has_waiter(self, uri: str) -> bool:
-        return uri in self._waiting
+    async def _follow(self, uri: str, in_flight: _InFlight) -> str | None:
+        """Wait for a generation's suggestion. If this request is cancelled (the
+        editor's $/cancelRequest comes just before the next keystroke's request),
+        the generation goes on for a moment, for that next request to take it
+        over: on a CPU the prompt evaluation it has under way is most of the time
+        a suggestion takes. Nobody takes it over: it is cancelled."""
+        in_flight.followers += 1
+        try:
+            return await asyncio.shield(in_flight.task)
+        except asyncio.CancelledError:
+            asyncio.get_running_loop().call_later(
+                ADOPTION_GRACE, self._cancel_if_orphaned, uri, in_flight
+            )
+            raise
+        finally:
+            in_flight.followers -= 1
+
+    def _cancel_if_orphaned(self, uri: str, in_flight: _InFlight) -> None:
+        if self._in_flight.get(uri) is in_flight and in_flight.followers == 0:
+            self._cancel_in_flight(uri)
 
     def _supersede_waiting(self, uri: str) -> None:
         waiting = self._waiting.pop(uri, None)
@@ -307,8 +323,13 @@ class InlineEngine:
         budget = settings.completion_time_budget_ms / 1000
         chunks = self._stream_model(request)
         try:
-            async with asyncio.timeout(budget):
+            # The budget runs from the model's first output: it bounds the writing,
+            # not the prompt evaluation, which the KV cache makes short once warm
+            # (and a newer keystroke cancels anyway).
+            async with asyncio.timeout(None) as deadline:
                 async for delta in chunks:
+                    if deadline.when() is None:
+                        deadline.reschedule(asyncio.get_running_loop().time() + budget)
                     # Reasoning never becomes ghost text, whatever the server sends.
                     if delta.content and not stream.feed(delta.content):
                         break  # complete: stop the model now

@@ -320,3 +320,17 @@ def test_malformed_params_get_an_error_and_the_server_goes_on():
     assert "error" in by_id[2]  # a JSON-RPC error for the malformed one
     assert by_id[3]["result"] is None  # the next request is answered normally
     assert "result" in by_id[4] and done.returncode == 0
+
+
+async def test_a_model_that_answers_garbage_gives_no_item_and_the_next_request_works(
+    client, fake_openai
+):
+    await start(client, fake_openai)
+    open_doc(client, PY, "def add(a, b):\n    return \n")
+    fake_openai.enqueue(Reply(content="a + b", format="none", malformed=True), answer("a * b"))
+
+    assert await ghost_text(client, PY, 1, 11) == []
+    again = await ghost_text(client, PY, 1, 11)
+
+    assert [item.insert_text for item in again] == ["a * b"]
+    await wait_for_log(client, "malformed stream")

@@ -51,6 +51,7 @@ def make_backend(settings: Settings) -> Backend:
         n_ctx=settings.n_ctx,
         n_threads=settings.n_threads,
         n_gpu_layers=settings.n_gpu_layers,
+        chat_template=settings.chat_template,
         reasoning=settings.reasoning,
     )
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import llama_cpp
+import numpy as np
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from ds_lsp.backends.base import ChatRequest, Delta, FinishReason, ModelError, RawPrompt
@@ -117,6 +118,9 @@ class _AnswerStop:
         held, self._held = self._held, ""
         return held
 
+
+# Tokens per llama_decode batch in the completion slot (see _load).
+COMPLETION_BATCH = 64
 
 # Stands in for each message's text while the template renders, so the text
 # can be tokenized apart from the template (see `_tokenize_prompt`).
@@ -287,6 +291,11 @@ class LlamaCppBackend:
                 n_ctx=self.n_ctx,
                 n_threads=self.n_threads,
                 n_gpu_layers=self.n_gpu_layers,
+                # Completions are cancelled at almost every keystroke: small batches
+                # keep what was evaluated before the cancel (llama.cpp drops only the
+                # batch it was in), so the prompt's KV cache warms up while the user types.
+                n_batch=COMPLETION_BATCH if slot.name == "completion" else 512,
+                n_ubatch=COMPLETION_BATCH if slot.name == "completion" else 512,
                 use_mmap=True,  # both slots map the same file: the weights are in memory once
                 verbose=False,  # llama.cpp's load chatter would flood the editor's log
             )
@@ -546,13 +555,13 @@ class _Generation:
             return FinishReason.LENGTH, self.length_detail(llm)
         vocab = llama_cpp.llama_model_get_vocab(llm.model)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        decoded_before = _tokens_decoded(llm)
+        if measure_prompt:
+            # generate() reuses the KV cache for the prefix shared with what the
+            # context holds (at least one token is evaluated again, for its logits).
+            cached = min(_cached_prefix(llm, prompt), len(prompt) - 1)
+            self.usage.prompt_tokens_evaluated = len(prompt) - cached
         new_tokens = 0
-        # generate() reuses the KV cache for the prefix shared with the last call.
         for token in llm.generate(prompt, temp=request.temperature, top_p=request.top_p):
-            if measure_prompt and new_tokens == 0:
-                # Nothing generated is decoded before the first token: this is all prompt.
-                self.usage.prompt_tokens_evaluated = _tokens_decoded(llm) - decoded_before
             if self.cancelled():
                 return FinishReason.CANCELLED, ""
             if llama_cpp.llama_vocab_is_eog(vocab, token):
@@ -602,11 +611,9 @@ def _special_text(llm: llama_cpp.Llama, token: int) -> str:
     )
 
 
-def _tokens_decoded(llm: llama_cpp.Llama) -> int:
-    """Tokens llama.cpp has decoded in this context (prompt batches + single tokens).
-
-    llama.cpp reports a count of 0 as 1, so the first difference taken in a
-    fresh context can be one short.
-    """
-    perf = llama_cpp.llama_perf_context(llm.ctx)
-    return perf.n_p_eval + perf.n_eval
+def _cached_prefix(llm: llama_cpp.Llama, prompt: list[int]) -> int:
+    """How many leading tokens of `prompt` the context's KV cache already holds."""
+    held = llm.input_ids[: llm.n_tokens]
+    length = min(len(held), len(prompt))
+    same = held[:length] == np.asarray(prompt[:length], dtype=held.dtype)
+    return length if same.all() else int(same.argmin())

@@ -40,6 +40,7 @@ BACKEND_SETTINGS = (
     "n_ctx",
     "n_threads",
     "n_gpu_layers",
+    "chat_template",
     "request_timeout",
     "reasoning",
 )
