@@ -169,6 +169,11 @@ async def test_a_stale_result_never_arrives_after_a_newer_one(client, fake_opena
 
     type_text(client, PY, 2, 1, 11, "x")  # the user typed on: the older answer is stale
     newer = asyncio.ensure_future(ghost_text(client, PY, 1, 12, msg_id="newer"))
+    await asyncio.sleep(0)  # the newer request goes out
+    # A round trip: the server has seen the change before the model answers.
+    await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="dsLsp.inspectDocument", arguments=[{"uri": PY}])
+    )
     fake_openai.release(0)
     try:
         older_items = await older
