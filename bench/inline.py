@@ -8,7 +8,8 @@ that is still pending, and an automatic `textDocument/inlineCompletion`.
 
 The three ways: the local fake model server with a fixed latency (150 ms to the
 first token, then 8 ms a token); a real llama-server with gemma-3-270m; and
-gemma-3-270m in process. Run one with `--way fake|llama-server|in-process`.
+gemma-3-270m in process (both gemma ways with the same continuation prompt, see
+GEMMA_PROMPTING). Run one with `--way fake|llama-server|in-process`.
 
 Prints one JSON line per way, the last line with all of them.
 """
@@ -45,6 +46,11 @@ STATEMENTS = [
     "with open(path, encoding='utf-8') as handle:",
 ]
 GAP = 0.110  # seconds between keystrokes in a burst
+# gemma-3-270m does not follow the completion instruction (it answers with fences or
+# repeats the instruction), but it continues code well: both gemma ways prompt it
+# for plain continuation through a custom fill-in-the-middle template, the code
+# after the cursor first, so both run the same prompt.
+GEMMA_PROMPTING = {"fimTemplate": "{suffix}\n\n{prefix}"}
 FAKE_ANSWER = "result = compute(value)"
 
 
@@ -217,7 +223,7 @@ async def run_way(way: str, places: int) -> dict:
         manager = running_llama_server(gemma_gguf_path(), ["--chat-template", "gemma"])
         base_url = manager.__enter__()
         stack.append(lambda: manager.__exit__(None, None, None))
-        options = {"backend": "openai", "baseUrl": base_url, "model": "gemma"}
+        options = {"backend": "openai", "baseUrl": base_url, "model": "gemma", **GEMMA_PROMPTING}
     else:
         from bench._models import GEMMA_CHAT_TEMPLATE, gemma_gguf_path
 
@@ -226,6 +232,7 @@ async def run_way(way: str, places: int) -> dict:
             "modelPath": str(gemma_gguf_path()),
             "nCtx": 4096,
             "chatTemplate": GEMMA_CHAT_TEMPLATE,
+            **GEMMA_PROMPTING,
         }
 
     editor = Editor(options, env)

@@ -488,6 +488,8 @@ def _opens_block(context: CompletionContext) -> bool:
         context.mode == "multi_line"
         and bool(context.line_prefix.strip())
         and not context.line_suffix.strip()
+        # After `(` or `[` the arguments often go on on the same line.
+        and not context.line_prefix.rstrip().endswith(("(", "["))
     )
 
 
