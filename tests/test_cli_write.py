@@ -16,20 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.fake_openai_server import FakeOpenAIServer, Reply
+from tests.test_cli_edit import SAMPLE, TYPED
 
 BOM = b"\xef\xbb\xbf"
-SAMPLE = (
-    "import math\n"
-    "\n"
-    "\n"
-    "def area(r):\n"
-    "    return math.pi * r * r\n"
-    "\n"
-    "\n"
-    "def main():\n"
-    "    print(area(2))\n"
-)
-TYPED = "def area(r: float) -> float:\n    return math.pi * r * r\n"
 EDITED = SAMPLE.replace("def area(r):\n    return math.pi * r * r\n", TYPED)
 ANSWER = Reply(reasoning="Add float hints.", content=f"```python\n{TYPED}```")
 
