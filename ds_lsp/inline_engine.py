@@ -102,11 +102,12 @@ class _InFlight:
     before: str
     after: str
     task: asyncio.Task  # -> str (the cleaned suggestion) or None
-    speculative: bool = False
     followers: int = 0  # requests waiting for its suggestion
 
 
 def _key(uri: str, before: str, after: str) -> tuple[str, str, str]:
+    """The cache key: the text around the cursor, cheap enough to check before the
+    context is gathered."""
     return (uri, before[-CACHE_PREFIX_CHARS:], after[:CACHE_SUFFIX_CHARS])
 
 
@@ -413,7 +414,7 @@ class InlineEngine:
             return result
 
         task = self._start_task(speculate(), name=f"speculative completion {uri}")
-        self._in_flight[uri] = _InFlight(accepted_before, after, task, speculative=True)
+        self._in_flight[uri] = _InFlight(accepted_before, after, task)
         task.add_done_callback(lambda _: self._drop_in_flight(uri, task))
 
     def _drop_in_flight(self, uri: str, task: asyncio.Task) -> None:

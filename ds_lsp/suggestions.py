@@ -65,8 +65,6 @@ from ds_lsp.context.gather import CompletionContext
 from ds_lsp.reasoning import CLOSE_TAG, OPEN_TAG, SPECIAL_TOKENS, ReasoningSplitter
 
 # How much text around the cursor identifies a request in the cache.
-CACHE_PREFIX_CHARS = 600
-CACHE_SUFFIX_CHARS = 200
 # Lines before the cursor, the cursor line included, that an echo may repeat.
 ECHO_MAX_LINES = 3
 TAB_WIDTH = 4
@@ -199,16 +197,6 @@ class SuggestionCache:
 
     def __len__(self) -> int:
         return len(self._entries)
-
-
-def cache_key(context: CompletionContext) -> Hashable:
-    """What decides a suggestion: the file, the text just around the cursor, the mode."""
-    return (
-        context.file_name,
-        context.prefix[-CACHE_PREFIX_CHARS:],
-        context.suffix[:CACHE_SUFFIX_CHARS],
-        context.mode,
-    )
 
 
 def typed_ahead(shown_prefix: str, suggestion: str, new_prefix: str) -> str | None:

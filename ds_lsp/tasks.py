@@ -55,13 +55,6 @@ class TaskRegistry:
         """Cancel the work that reports progress under `token`; False when there is none."""
         return self._cancel(lambda tags: tags.progress_token == token)
 
-    def cancel_all(self) -> None:
-        self._cancel(lambda tags: True)
-
-    def running(self) -> list[str]:
-        """Names of the tasks still running, for logs and tests."""
-        return [tags.name for task, tags in self._tasks.items() if not task.done()]
-
     def _cancel(self, matches) -> bool:
         found = False
         for task, tags in list(self._tasks.items()):

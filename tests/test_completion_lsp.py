@@ -200,6 +200,18 @@ async def test_typed_ahead_is_served_without_the_model(client, fake_openai):
     assert all("return a + b<CURSOR>" in prompt for prompt in later)
 
 
+async def test_the_same_spot_again_is_served_from_the_cache(client, fake_openai):
+    await start(client, fake_openai)
+    open_doc(client, PY, "def add(a, b):\n    return \n")
+    fake_openai.enqueue(answer("a + b"))
+    first = await ghost_text(client, PY, 1, 11)
+
+    again = await ghost_text(client, PY, 1, 11)
+
+    assert [item.insert_text for item in again] == [item.insert_text for item in first]
+    assert len(fake_openai.requests) == 1, "no model request for the second"
+
+
 @pytest.mark.parametrize(
     ("encodings", "character"),
     [(None, 12), (["utf-8"], 16)],  # after `s = "😀名" + ` : 12 UTF-16 units, 16 bytes

@@ -15,7 +15,6 @@ from ds_lsp.reasoning import CLOSE_TAG, OPEN_TAG, SPECIAL_TOKENS
 from ds_lsp.suggestions import (
     SuggestionCache,
     SuggestionStream,
-    cache_key,
     clean_suggestion,
     typed_ahead,
 )
@@ -377,16 +376,6 @@ def test_cache_put_replaces_and_refreshes():
     cache.put("c", "3")
     assert cache.get("a") == "one"
     assert cache.get("b") is None
-
-
-def test_cache_key_is_the_text_around_the_cursor():
-    far_away = "# a comment far above\n" * 100
-    key = cache_key(context(far_away + "x = ", "\n"))
-    assert key == cache_key(context("# changed\n" + far_away + "x = ", "\n"))
-    assert key != cache_key(context(far_away + "x = 1", "\n"))
-    assert key != cache_key(context(far_away + "x = ", " + 1\n"))
-    assert key != cache_key(context(far_away + "x = ", "\n", file_name="other.py"))
-    assert hash(key) is not None
 
 
 # ---------------------------------------------------------------- properties
