@@ -189,7 +189,7 @@ async def _edit(args: argparse.Namespace, settings: config.Settings) -> int:
     printer = _ReasoningPrinter()
     backend = make_backend(settings)
     try:
-        result = await rewrite.run_edit(backend, settings, request, on_delta=printer)
+        result = await rewrite.run_edit(backend.stream, settings, request, on_delta=printer)
     finally:
         printer.close()
         await backend.aclose()

@@ -36,6 +36,7 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 ReasoningMode = Literal["auto", "on", "off"]
 DebounceMode = Literal["adaptive", "fixed"]
 Switch = Literal["auto", "on", "off"]
+ChatLocation = Literal["state", "workspace"]
 
 ENV_PREFIX = "DS_LSP_"
 LSP_SECTION = "dsLsp"
@@ -86,6 +87,11 @@ class Settings:
     # The FIM prompt format of that model: qwen2.5-coder, deepseek-coder,
     # codellama, starcoder, or a template with {prefix} and {suffix}.
     fim_template: str | None = None
+    # Edits: show a diff block to accept or reject instead of applying at once.
+    edit_preview: bool = False
+    # Where the chat document lives: the user's state directory (one folder per
+    # workspace), or .ds-lsp/chat.md in the workspace.
+    chat_location: ChatLocation = "state"
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict fit for logs: neither the API key nor a password
@@ -172,6 +178,8 @@ def _choices(name: str) -> list[str]:
 def _accepts(name: str) -> str:
     if name in _RANGES:
         return _RANGES[name][1]
+    if _FIELD_TYPES[name] is bool:
+        return "true or false"
     if _choices(name):
         return "one of " + ", ".join(_choices(name))
     return "text"
@@ -185,6 +193,8 @@ def _structure(name: str, raw: Any) -> Any:
         raw = raw.strip()
         if optional and raw.lower() in ("none", "null"):
             return None
+    if kind is bool:
+        return _boolean(raw)
     if isinstance(raw, bool):  # cattrs would turn True into 1
         raise ValueError(raw)
     value = _converter.structure(raw, kind)
@@ -194,6 +204,31 @@ def _structure(name: str, raw: Any) -> Any:
     if name == "reasoning_budget" and value == 0:
         return None
     return value
+
+
+_TRUE = ("true", "on", "yes", "1")
+_FALSE = ("false", "off", "no", "0")
+
+
+def _boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.lower() in _TRUE + _FALSE:
+        return raw.lower() in _TRUE
+    raise ValueError(raw)
+
+
+def _flatten(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`{"edit": {"preview": true}}` (JSON) or `[edit] preview = true` (TOML) is
+    `edit_preview`: settings may be grouped by feature, as editors show them."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping) and snake_case(str(key)) not in SETTING_NAMES:
+            for inner, inner_value in value.items():
+                flat[f"{key}.{inner}"] = inner_value
+        else:
+            flat[key] = value
+    return flat
 
 
 def merge(
@@ -214,8 +249,8 @@ def merge(
     defaults = defaults or _DEFAULTS
     problems: list[str] = []
     for source in sources:
-        for key, raw in (source.values or {}).items():
-            name = snake_case(str(key))
+        for key, raw in _flatten(source.values or {}).items():
+            name = "_".join(snake_case(part) for part in str(key).split("."))
             resets = raw is None and source.null_resets
             if not resets and (raw is None or (isinstance(raw, str) and raw.strip() == "")):
                 continue  # empty means "not set here"

@@ -9,6 +9,7 @@ they are read from the top-level prompts/ folder.
 from __future__ import annotations
 
 import string
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -24,6 +25,37 @@ def _template_text(action: str) -> str:
     if not path.is_file():
         raise FileNotFoundError(f"no prompt template for {action!r} (looked for {path})")
     return path.read_text(encoding="utf-8")
+
+
+def _folder_files(folder: str) -> dict[str, str]:
+    """{file stem: text} of the .txt files in a prompts/ subfolder."""
+    packaged = resources.files("ds_lsp").joinpath("prompts", folder)
+    entries = packaged.iterdir() if packaged.is_dir() else (_SOURCE_TREE / folder).glob("*.txt")
+    return {
+        entry.name.removesuffix(".txt"): entry.read_text(encoding="utf-8")
+        for entry in entries
+        if entry.name.endswith(".txt")
+    }
+
+
+@dataclass(frozen=True)
+class EditAction:
+    """One ready-made instruction from prompts/edit/: the file's first line is the
+    title the editor shows, the rest the instruction the model gets."""
+
+    name: str  # the file's stem: add-type-hints
+    title: str
+    instruction: str
+
+
+@cache
+def edit_actions() -> tuple[EditAction, ...]:
+    actions = []
+    for name, text in sorted(_folder_files("edit").items()):
+        title, _, instruction = text.strip().partition("\n")
+        if title and instruction.strip():
+            actions.append(EditAction(name, title.strip(), instruction.strip()))
+    return tuple(actions)
 
 
 @cache

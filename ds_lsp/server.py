@@ -18,14 +18,25 @@ from pygls.protocol import LanguageServerProtocol
 from ds_lsp import __version__, config
 from ds_lsp.backends.scheduler import ModelScheduler
 from ds_lsp.documents import DocumentStore
-from ds_lsp.features import cancel, completion, documents, settings, warmup
+from ds_lsp.features import (
+    cancel,
+    code_actions,
+    completion,
+    documents,
+    edit,
+    hover,
+    settings,
+    warmup,
+)
 from ds_lsp.features import log as log_feature
 from ds_lsp.features import settings as settings_feature
+from ds_lsp.reasoning_notes import ReasoningNotes
 from ds_lsp.tasks import TaskRegistry
 
 log = logging.getLogger("ds_lsp")
 
-FEATURES = (settings, documents, cancel, warmup, completion)
+# code_actions before the features that offer actions.
+FEATURES = (settings, documents, cancel, warmup, completion, code_actions, edit, hover)
 
 
 class DsLspProtocol(LanguageServerProtocol):
@@ -63,6 +74,7 @@ class DsLspServer(LanguageServer):
         self.tasks = TaskRegistry()
         self.documents = DocumentStore()  # replaced at initialize, in the agreed encoding
         self.models = ModelScheduler(settings)
+        self.notes = ReasoningNotes()  # where reasoning shows on hover
         self.log_forwarder = log_feature.LogForwarder(self)
         log.addHandler(self.log_forwarder)
         log_feature.install_redaction(self.secrets)

@@ -1,6 +1,6 @@
 """The server in a real editor: headless Neovim 0.12 with its native LSP client.
 
-Neovim starts `ds-lsp` from the config we ship (editors/nvim/ds_lsp.lua), sends
+Neovim starts `ds-lsp` from the config we ship (editors/nvim/lsp/ds_lsp.lua), sends
 its own initialize, answers workspace/configuration from its `settings`, and
 receives our window/logMessage notifications.
 """
@@ -24,7 +24,7 @@ FAKE_KEY = "sk-nvim-SECRET-31337"
 # server says, then writes it out as JSON and quits.
 INIT_LUA = r"""
 local out, repo, python = %(out)s, %(repo)s, %(python)s
-local config = dofile(repo .. '/editors/nvim/ds_lsp.lua')
+local config = dofile(repo .. '/editors/nvim/lsp/ds_lsp.lua')
 config.cmd = { python, '-m', 'ds_lsp' }
 config.settings = { dsLsp = { maxTokens = 777, nCtx = 'huge' } }
 config.init_options = { dsLsp = { apiKey = os.getenv('NVIM_TEST_KEY') } }

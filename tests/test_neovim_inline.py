@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 # and Tab accepting the ghost text (the mapping Neovim's help suggests).
 INIT_LUA = r"""
 local repo, python, base_url = %(repo)s, %(python)s, %(base_url)s
-local config = dofile(repo .. '/editors/nvim/ds_lsp.lua')
+local config = dofile(repo .. '/editors/nvim/lsp/ds_lsp.lua')
 config.cmd = { python, '-m', 'ds_lsp' }
 config.init_options = { dsLsp = { backend = 'openai', baseUrl = base_url, model = 'm' } }
 vim.lsp.config('ds_lsp', config)

@@ -253,6 +253,36 @@ async def test_reasoning_budget_ends_the_stream_when_exceeded(fake_openai, backe
     assert len(result.reasoning) < len("step " * 200) / 2
 
 
+@pytest.mark.parametrize(
+    ("preset", "field"), [("vllm", "thinking_token_budget"), ("sglang", "thinking_budget")]
+)
+async def test_servers_that_keep_a_reasoning_budget_get_it_in_their_own_field(
+    fake_openai, preset, field
+):
+    backend = OpenAIBackend(fake_openai.base_url, MODEL, preset=preset)
+    # The server ends the reasoning itself: ds-lsp's own estimate must not cut it first.
+    reply = Reply(reasoning="step " * 200, content=ANSWER, chunk_size=5)
+    try:
+        result = await generate(fake_openai, backend, reply, reasoning_budget=20)
+    finally:
+        await backend.aclose()
+
+    assert fake_openai.requests[0][field] == 20
+    assert (result.finish, result.answer) == (FinishReason.STOP, ANSWER)
+
+
+@pytest.mark.parametrize("preset", [None, "ollama", "llamacpp", "lmstudio", "deepseek"])
+async def test_other_servers_get_no_budget_field(fake_openai, preset):
+    backend = OpenAIBackend(fake_openai.base_url, MODEL, preset=preset)
+    try:
+        await generate(fake_openai, backend, Reply(content="x = 1"), reasoning_budget=20)
+    finally:
+        await backend.aclose()
+
+    sent = fake_openai.requests[0]
+    assert "thinking_token_budget" not in sent and "thinking_budget" not in sent
+
+
 LONG_ANSWER = "".join(f"def f{i}(x):\n    return x + {i}\n\n\n" for i in range(60))
 
 

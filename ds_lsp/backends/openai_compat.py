@@ -79,6 +79,10 @@ _CHARS_PER_TOKEN = 4
 _SERVER_MESSAGE_LIMIT = 300
 # Servers where reasoning "off" sends R1's format, rendered here, to /v1/completions.
 _RAW_R1_PRESETS = frozenset({"llamacpp", "vllm", "sglang", "lmstudio"})
+# Servers that end the reasoning themselves after a per-request budget, and the
+# field it goes in (vLLM: SamplingParams.thinking_token_budget; SGLang:
+# thinking_budget). Elsewhere the budget is counted here, from the text.
+_BUDGET_FIELDS = {"vllm": "thinking_token_budget", "sglang": "thinking_budget"}
 
 
 @dataclass(frozen=True)
@@ -247,6 +251,8 @@ class OpenAIBackend:
         """The stream's chunks (chat or completions) as deltas, the finish delta last."""
         normaliser = _Normaliser(reasoning_on=reasoning_on)
         budget = request.reasoning_budget or None  # 0 and None: no budget
+        if self.preset in _BUDGET_FIELDS:
+            budget = None  # the server keeps it, and closes the reasoning itself
         while True:
             chunk = await _race(lambda: anext(chunks, None), cancelled)
             if chunk is _CANCELLED:
@@ -312,7 +318,10 @@ class OpenAIBackend:
         # As given: R1 wants no system prompt, the caller puts instructions in the user turn.
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         arguments = {**common, "messages": messages}
-        if request.reasoning == "off" and self.preset == "ollama":
+        field = _BUDGET_FIELDS.get(self.preset or "")
+        if request.reasoning == "on" and request.reasoning_budget and field:
+            arguments["extra_body"] = {field: request.reasoning_budget}
+        elif request.reasoning == "off" and self.preset == "ollama":
             # Ollama's /v1 skips thinking on `reasoning_effort: "none"`.
             arguments["extra_body"] = {"reasoning_effort": "none"}
         elif request.reasoning == "off" and self.preset == "deepseek":

@@ -886,3 +886,42 @@ def _fim_header(context: CompletionContext) -> str:
         if part:
             lines.extend(part.split("\n"))
     return "".join(f"{comment} {line}".rstrip() + "\n" for line in lines)
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A function, class or other scope, by lines (0-based, inclusive)."""
+
+    start_line: int
+    end_line: int
+    name: str | None
+
+
+def enclosing_definition(
+    document: Document, start_line: int, end_line: int | None = None
+) -> Definition | None:
+    """The innermost scope (function, method, class...) holding lines start..end.
+
+    For "edit this function" when nothing is selected, and for naming a
+    selection ("`parse_args` in src/cli.py:12-40")."""
+    end_line = start_line if end_line is None else end_line
+    kinds = _SCOPES.get(document.language or "")
+    tree = document.tree
+    if not kinds or tree is None:
+        return None
+    content = document.content
+    start_byte = content.byte_line_starts[min(start_line, len(content.byte_line_starts) - 1)]
+    line = content.line(min(end_line, len(content.line_starts) - 1))
+    end_byte = content.byte_line_starts[min(end_line, len(content.byte_line_starts) - 1)]
+    end_byte += len(line.rstrip("\r\n").encode("utf-8", "surrogatepass"))
+    # From the first non-blank character, so a selection of whole lines still sits inside.
+    first = content.line(min(start_line, len(content.line_starts) - 1))
+    start_byte += len(first) - len(first.lstrip()) if first.strip() else 0
+    node = tree.root_node.descendant_for_byte_range(start_byte, max(start_byte, end_byte))
+    while node is not None:
+        if node.type in kinds and node.start_byte <= start_byte and end_byte <= node.end_byte:
+            return Definition(
+                node.start_point.row, node.end_point.row, _name(node, document.source)
+            )
+        node = node.parent
+    return None

@@ -10,6 +10,8 @@ import logging
 
 from lsprotocol import types
 
+from ds_lsp.reasoning_notes import LineChange
+
 log = logging.getLogger(__name__)
 
 
@@ -29,17 +31,32 @@ def setup(server) -> None:
     def did_change(ls, params: types.DidChangeTextDocumentParams) -> None:
         document = params.text_document
         try:
-            ls.documents.change(document.uri, document.version, params.content_changes)
+            changed = ls.documents.change(document.uri, document.version, params.content_changes)
         except ValueError as exc:
             # Our copy no longer matches the editor's: say so; the next didOpen heals it.
             log.warning("%s", exc)
+            return
+        ls.notes.changed(document.uri, _line_changes(params.content_changes), changed.text)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls, params: types.DidCloseTextDocumentParams) -> None:
         ls.documents.close(params.text_document.uri)
         ls.inline.forget(params.text_document.uri)  # its pending suggestions too
+        ls.notes.forget(params.text_document.uri)
 
     setup_inspect(server)
+
+
+def _line_changes(changes) -> list[LineChange | None]:
+    """didChange's changes, by lines, for what follows lines (reasoning notes)."""
+    out: list[LineChange | None] = []
+    for change in changes:
+        if not isinstance(change, types.TextDocumentContentChangePartial):
+            out.append(None)  # the whole text
+            continue
+        start, end = change.range.start, change.range.end
+        out.append(LineChange(start.line, start.character, end.line, end.character, change.text))
+    return out
 
 
 INSPECT_COMMAND = "dsLsp.inspectDocument"

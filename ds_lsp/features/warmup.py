@@ -18,6 +18,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInternalError, JsonRpcRequestCancelled
 
 from ds_lsp.backends.base import ChatRequest, Message, ModelError, collect
+from ds_lsp.features.progress import begin_progress
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def setup(server) -> None:
 
 
 async def _warm_up(ls, token: str) -> dict:
-    progress = await _begin_progress(ls, token, "DeepSeek: loading the model")
+    progress = await begin_progress(ls, token, "DeepSeek: loading the model")
     started = time.perf_counter()
     outcome = "cancelled"
     try:
@@ -61,17 +62,3 @@ async def _warm_up(ls, token: str) -> dict:
     finally:
         if progress:
             ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=outcome))
-
-
-async def _begin_progress(ls, token: str, title: str) -> bool:
-    """Start a cancellable progress where the client shows them; False where it doesn't."""
-    caps = ls.client_capabilities
-    if not (caps and caps.window and caps.window.work_done_progress):
-        return False
-    try:
-        await ls.work_done_progress.create_async(token)
-    except Exception as exc:  # the client refused: go on without a progress
-        log.debug("no progress bar: %s", exc)
-        return False
-    ls.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title, cancellable=True))
-    return True

@@ -1,0 +1,629 @@
+"""The chat document: parse it, turn it into model messages, render what gets appended.
+
+The chat is a Markdown file the server owns (docs/chat.md). Turns sit under
+`## You` and `## DeepSeek` headings; the user writes the next question under the
+last `## You`. "Add to chat" appends code from a file to that pending question:
+
+    `parse_args` in [src/cli.py:12-40](file:///home/me/proj/src/cli.py#L12-L40)
+    ```python
+    def parse_args(argv): ...
+    ```
+
+The link text names the file for people (relative to the workspace root when
+inside it); the link target is the file's URI with GitHub's `#L12-L40` fragment,
+so editors can follow it and the file is found again wherever the chat lives. A
+target that a bare Markdown link cannot hold (parentheses, spaces) is written in
+`<...>`. The link line is immediately followed by the fenced block.
+
+Pure text logic, no LSP; only chat_path and new_chat_path look at a folder.
+Line numbers: the chat document's lines are 0-based, as in LSP; the lines of a
+referenced file are 1-based and inclusive, as the links show them.
+
+Appending: the server only ever appends, at the end of the chat as it knows it
+(kept current by didChange). Each render helper takes the chat's current text
+and returns exactly what to insert at its end: it closes a code fence left open
+(a cut-off answer), leaves one blank line before the addition, and uses the
+document's line endings. Nothing the user wrote is changed, lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlparse
+
+from ds_lsp import prompts
+from ds_lsp.backends.base import Message
+from ds_lsp.context.gather import CHARS_PER_TOKEN
+from ds_lsp.editing import _FENCE, _leading_whitespace, _tag_language, split_lines
+from ds_lsp.reasoning import split_reasoning
+
+Role = Literal["user", "assistant"]
+
+USER_HEADING = "## You"
+ASSISTANT_HEADING = "## DeepSeek"
+
+# `## You`, `## DeepSeek`, optionally with a note: `## DeepSeek (cut off)`.
+_HEADING = re.compile(r"## (?P<name>You|DeepSeek)(?:[ \t]+\(.*\))?[ \t]*")
+_ROLES: dict[str, Role] = {"You": "user", "DeepSeek": "assistant"}
+
+# The line heading a referenced block: optional `symbol` in, then a link whose text
+# may escape brackets and whose target is bare or in <...>.
+_REFERENCE = re.compile(
+    r"(?:`(?P<symbol>[^`]+)` in )?"
+    r"\[(?P<display>(?:\\.|[^\\\]])+)\]"
+    r"\((?:<(?P<angled>[^<>]*)>|(?P<bare>[^\s()<>]+))\)[ \t]*"
+)
+_LINES_FRAGMENT = re.compile(r"L(?P<start>\d+)(?:-L?(?P<end>\d+))?")
+_LINES_SUFFIX = re.compile(r":(?P<start>\d+)(?:-(?P<end>\d+))?\Z")
+_CUT_OFF = re.compile(r"\*\(cut off\b.*\)\*[ \t]*\Z")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+# Template markers and role names cost a few tokens per message.
+_MESSAGE_OVERHEAD = 4
+
+
+class ChatError(Exception):
+    """The chat cannot be sent as it is; str() says why and what to do, in one line."""
+
+
+class ChatFormatError(ChatError):
+    """The document is not a conversation ending in a `## You` turn."""
+
+
+class EmptyQuestion(ChatError):
+    """The last `## You` turn has no question in it."""
+
+
+class ChatTooLong(ChatError):
+    """The question and the code it needs do not fit the context budget."""
+
+
+# ---------------------------------------------------------------- parsing
+
+
+@dataclass(frozen=True)
+class FencedBlock:
+    language: str | None  # canonical language of its tag (`py` -> python); None untagged
+    code: str  # its lines, "\n" between them
+    start_line: int  # the opening fence's line
+    end_line: int  # the closing fence's line (the chat's last line when never closed)
+    closed: bool = True  # False: the fence runs to the end of the chat (a cut-off answer)
+
+
+@dataclass(frozen=True)
+class CodeReference:
+    """Code added to a question: where it came from and what it was then."""
+
+    uri: str  # the link target without its #L fragment: the file's URI
+    display: str  # the file as the link text names it (`src/cli.py`)
+    start: int  # first line in the file, 1-based
+    end: int  # last line, 1-based, inclusive
+    symbol: str | None  # the enclosing function or class, when there was one
+    language: str | None  # canonical language of the block's tag
+    code: str
+    line: int  # the chat line of the link; its block starts on the next line
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: Role
+    heading_line: int
+    end_line: int  # the line after the turn: the next heading, or the line count
+    text: str  # the lines under the heading as written, "\n" between them
+    blocks: tuple[FencedBlock, ...]
+    references: tuple[CodeReference, ...]  # in user turns only
+
+    @property
+    def start_line(self) -> int:
+        """The first line of the turn's text."""
+        return self.heading_line + 1
+
+
+@dataclass(frozen=True)
+class Chat:
+    turns: tuple[Turn, ...]
+
+    def turn_at(self, line: int) -> Turn | None:
+        """The turn whose heading or text holds `line`; None above the first heading."""
+        for turn in self.turns:
+            if turn.heading_line <= line < turn.end_line:
+                return turn
+        return None
+
+
+def parse_chat(text: str) -> Chat:
+    """The turns of a chat document; text before the first heading (a title) is ignored.
+
+    Never raises: a chat that cannot be sent (no turns, ending in an answer) is still
+    parsed, so code actions work while an answer streams; `pending_question` judges
+    whether it can be sent. A heading inside a fenced block is code, not a heading.
+    """
+    lines = _lines(text)
+    headings: list[tuple[int, Role]] = []
+    blocks: list[FencedBlock] = []
+    for row, item in _scan(lines):
+        if isinstance(item, FencedBlock):
+            blocks.append(item)
+        else:
+            headings.append((row, item))
+    turns = []
+    for index, (heading_line, role) in enumerate(headings):
+        end = headings[index + 1][0] if index + 1 < len(headings) else len(lines)
+        own = tuple(block for block in blocks if heading_line < block.start_line < end)
+        references = tuple(_references(lines, own, heading_line + 1)) if role == "user" else ()
+        body = "\n".join(lines[heading_line + 1 : end])
+        turns.append(Turn(role, heading_line, end, body, own, references))
+    return Chat(tuple(turns))
+
+
+def _lines(text: str) -> list[str]:
+    """The lines as LSP counts them: an empty last line after a final line break."""
+    lines = [line.rstrip("\r\n") for line in split_lines(text)]
+    if not text or text.endswith(("\n", "\r")):
+        lines.append("")
+    return lines
+
+
+def _scan(lines: list[str]) -> Iterator[tuple[int, Role | FencedBlock]]:
+    """The headings (as their role) and fenced blocks, in order, with their lines."""
+    row = 0
+    while row < len(lines):
+        heading = _HEADING.fullmatch(lines[row])
+        if heading:
+            yield row, _ROLES[heading["name"]]
+        elif block := _block_at(lines, row):
+            yield row, block
+            row = block.end_line
+        row += 1
+
+
+def _block_at(lines: list[str], row: int) -> FencedBlock | None:
+    """The fenced block opening on `row`, with the closing rule editing.py uses
+    (CommonMark's: the same character, at least as long, no tag)."""
+    opening = _FENCE.match(lines[row])
+    if not opening or (opening["fence"][0] == "`" and "`" in opening["info"]):
+        return None
+    fence = opening["fence"]
+    closing = re.compile(rf"[ \t]*{re.escape(fence[0])}{{{len(fence)},}}[ \t]*")
+    indent = len(opening["indent"])  # a fence indented in a list item indents its code
+    end = row + 1
+    while end < len(lines) and not closing.fullmatch(lines[end]):
+        end += 1
+    body = [line[min(indent, len(_leading_whitespace(line))) :] for line in lines[row + 1 : end]]
+    closed = end < len(lines)
+    language = _tag_language(opening["info"])
+    return FencedBlock(language, "\n".join(body), row, min(end, len(lines) - 1), closed)
+
+
+def _references(lines: list[str], blocks: Sequence[FencedBlock], first_line: int):
+    for block in blocks:
+        link_line = block.start_line - 1
+        if link_line < first_line:
+            continue
+        found = _REFERENCE.fullmatch(lines[link_line])
+        if not found:
+            continue
+        target = found["angled"] if found["angled"] is not None else found["bare"]
+        display = re.sub(r"\\(.)", r"\1", found["display"])
+        uri, _, fragment = target.partition("#")
+        # The fragment is what editors follow; the text is the fallback (a hand-made link).
+        lines_found = _LINES_FRAGMENT.fullmatch(fragment) or _LINES_SUFFIX.search(display)
+        if not lines_found or not uri:
+            continue
+        start = int(lines_found["start"])
+        end = int(lines_found["end"] or start)
+        display = _LINES_SUFFIX.sub("", display)
+        symbol = found["symbol"]
+        yield CodeReference(uri, display, start, end, symbol, block.language, block.code, link_line)
+
+
+# ---------------------------------------------------------------- sending
+
+
+def pending_question(chat: Chat) -> Turn:
+    """The last `## You` turn, the question to send.
+
+    Raises ChatFormatError when the chat does not end in a `## You` turn, and
+    EmptyQuestion when that turn holds nothing but whitespace and added code.
+    """
+    if not chat.turns:
+        raise ChatFormatError(
+            f'the chat has no "{USER_HEADING}" heading: write "{USER_HEADING}" on a line '
+            "of its own, then your question under it"
+        )
+    question = chat.turns[-1]
+    if question.role != "user":
+        raise ChatFormatError(
+            f'the chat does not end with a "{USER_HEADING}" turn: add a line '
+            f'"{USER_HEADING}" at the end and write your question under it'
+        )
+    if not _without_references(question).strip():
+        raise EmptyQuestion(
+            f'the question under the last "{USER_HEADING}" is empty: write it, then send'
+        )
+    return question
+
+
+def _without_references(turn: Turn) -> str:
+    """The turn's text less its added code (link lines and their blocks)."""
+    lines = turn.text.split("\n")
+    for reference in turn.references:
+        block = next(b for b in turn.blocks if b.start_line == reference.line + 1)
+        for row in range(reference.line, block.end_line + 1):
+            lines[row - turn.start_line] = ""
+    return "\n".join(lines)
+
+
+def estimate_tokens(text: str) -> int:
+    """A token count good enough for a budget, without a tokenizer."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def to_messages(
+    chat: Chat,
+    budget_tokens: int,
+    count_tokens: Callable[[str], int] = estimate_tokens,
+) -> list[Message]:
+    """The messages to send for the pending question (see pending_question's errors).
+
+    The first user message starts with prompts/chat.txt (R1 wants no system prompt).
+    Each reference's link becomes plain text for the model (`f` in src/a.py:3-9).
+    Answers lose a leading `<think>...</think>` (reasoning never goes back to the
+    model) and the cut-off marker. Consecutive turns of one role become one message.
+
+    Trimming, when the messages cost more than `budget_tokens` (count_tokens of each
+    message plus a few tokens of overhead): whole exchanges (questions and their
+    answers) are dropped, oldest first, never the last question. The code added to
+    a dropped question is kept: its blocks move, in order and once each, into the
+    first message under "Code from earlier in this chat:". If the question and the
+    kept code alone exceed the budget, ChatTooLong says so.
+    """
+    pending_question(chat)
+    instructions = prompts.render("chat").strip()
+    exchanges = _exchanges(chat.turns)
+    folded: list[CodeReference] = []
+    while True:
+        messages = _messages(instructions, folded, exchanges)
+        cost = sum(count_tokens(message.content) + _MESSAGE_OVERHEAD for message in messages)
+        if cost <= budget_tokens:
+            return messages
+        if len(exchanges) == 1:
+            raise ChatTooLong(
+                f"the question and its code need about {cost} tokens, more than the "
+                f"{budget_tokens} the context allows: remove some code, or use a larger n_ctx"
+            )
+        dropped, exchanges = exchanges[0], exchanges[1:]
+        kept = {_identity(r) for exchange in exchanges for t in exchange for r in t.references}
+        for reference in (r for turn in dropped for r in turn.references):
+            if _identity(reference) not in kept | {_identity(r) for r in folded}:
+                folded.append(reference)
+
+
+def _exchanges(turns: Sequence[Turn]) -> list[list[Turn]]:
+    """Turns grouped as questions followed by their answers; a user turn after an
+    answer starts the next group."""
+    groups: list[list[Turn]] = []
+    for turn in turns:
+        if not groups or (turn.role == "user" and groups[-1][-1].role == "assistant"):
+            groups.append([])
+        groups[-1].append(turn)
+    return groups
+
+
+def _identity(reference: CodeReference) -> tuple:
+    return (reference.uri, reference.start, reference.end, reference.code)
+
+
+def _messages(
+    instructions: str, folded: Sequence[CodeReference], exchanges: Sequence[Sequence[Turn]]
+) -> list[Message]:
+    preamble = instructions
+    if folded:
+        blocks = "\n\n".join(_reference_for_model(reference) for reference in folded)
+        preamble += f"\n\nCode from earlier in this chat:\n\n{blocks}"
+    messages = [Message("user", preamble)]
+    for turn in (turn for exchange in exchanges for turn in exchange):
+        if turn.role == "user":
+            text = _user_text_for_model(turn)
+        else:
+            text = _answer_text_for_model(turn.text)
+        if not text:
+            continue
+        if messages[-1].role == turn.role:
+            messages[-1] = Message(turn.role, f"{messages[-1].content}\n\n{text}")
+        else:
+            messages.append(Message(turn.role, text))
+    return messages
+
+
+def _reference_heading_for_model(reference: CodeReference) -> str:
+    where = f"{reference.display}:{_line_span(reference.start, reference.end)}"
+    return f"`{reference.symbol}` in {where}" if reference.symbol else where
+
+
+def _reference_for_model(reference: CodeReference) -> str:
+    fence = _fence_for(reference.code)
+    return (
+        f"{_reference_heading_for_model(reference)}\n"
+        f"{fence}{reference.language or ''}\n{reference.code}\n{fence}"
+    )
+
+
+def _user_text_for_model(turn: Turn) -> str:
+    lines = turn.text.split("\n")
+    for reference in turn.references:
+        lines[reference.line - turn.start_line] = _reference_heading_for_model(reference)
+    return _trim("\n".join(lines))
+
+
+def _answer_text_for_model(text: str) -> str:
+    _, answer = split_reasoning(text, open=False)  # drops a leading <think>...</think>
+    lines = _trim(answer).split("\n")
+    if _CUT_OFF.fullmatch(lines[-1]):
+        lines.pop()
+    return _trim("\n".join(lines))
+
+
+def _trim(text: str) -> str:
+    """No blank lines before or trailing whitespace after; the first line's indent stays."""
+    return re.sub(r"\A(?:[ \t]*\n)+", "", text).rstrip()
+
+
+# ---------------------------------------------------------------- applying an answer
+
+
+@dataclass(frozen=True)
+class AnswerBlock:
+    block: FencedBlock  # the code block in the answer
+    reference: CodeReference  # the added code it answers, to apply it to
+
+    @property
+    def code(self) -> str:
+        return self.block.code
+
+
+def answer_block_at(chat: Chat, line: int) -> AnswerBlock | None:
+    """The code block of an answer at `line` (its fences included) and the reference it
+    answers, for "Apply to src/cli.py:12-40"; None when there is no such pair.
+
+    The candidates are the references of the questions just before the answer, less
+    those whose language differs from the block's tag (a `bash` install line is not
+    applied to a Python file). Of them: the only one; else the one whose symbol name
+    the block mentions; else None (refusing to guess). A block the answer was cut off
+    in (never closed, or followed by nothing but the cut-off marker) is not offered.
+    """
+    turn = chat.turn_at(line)
+    if turn is None or turn.role != "assistant":
+        return None
+    block = next((b for b in turn.blocks if b.start_line <= line <= b.end_line), None)
+    if block is None or _cut_short(turn, block):
+        return None
+    candidates = [
+        reference
+        for reference in _references_answered(chat, turn)
+        if None in (block.language, reference.language) or block.language == reference.language
+    ]
+    if len(candidates) > 1:
+        candidates = [r for r in candidates if r.symbol and _mentions(block.code, r.symbol)]
+    return AnswerBlock(block, candidates[0]) if len(candidates) == 1 else None
+
+
+def _cut_short(answer: Turn, block: FencedBlock) -> bool:
+    after = answer.text.split("\n")[block.end_line + 1 - answer.start_line :]
+    rest = [line for line in after if line.strip()]
+    return not block.closed or (len(rest) == 1 and _CUT_OFF.fullmatch(rest[0]) is not None)
+
+
+def _references_answered(chat: Chat, answer: Turn) -> list[CodeReference]:
+    """The references of the user turns before `answer` (back to the previous answer)."""
+    index = chat.turns.index(answer)
+    while index > 0 and chat.turns[index - 1].role == "assistant":
+        index -= 1
+    references: list[CodeReference] = []
+    while index > 0 and chat.turns[index - 1].role == "user":
+        index -= 1
+        references[:0] = chat.turns[index].references
+    return references
+
+
+def _mentions(code: str, symbol: str) -> bool:
+    name = symbol.rsplit(".", 1)[-1]  # Parser.parse_args -> parse_args
+    return re.search(rf"(?<![\w$]){re.escape(name)}(?![\w$])", code) is not None
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def reference_display(uri: str, workspace_root: Path | None) -> str:
+    """How the chat names a file: relative to the workspace root when inside it, else
+    its absolute path; a URI that is not a file (untitled:...) as it is."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        return uri
+    path = Path(unquote(parsed.path))
+    if workspace_root is not None and path.is_relative_to(workspace_root):
+        return path.relative_to(workspace_root).as_posix()
+    return path.as_posix()
+
+
+def selection_block(
+    display: str,
+    target: str,
+    start: int,
+    end: int,
+    symbol: str | None,
+    language: str | None,
+    code: str,
+) -> str:
+    """Code from a file as the chat shows it: the link line, then the fenced block.
+
+    `display` names the file (reference_display), `target` is its URI; lines are
+    1-based, inclusive; `symbol` is the enclosing definition's name
+    (context.gather.enclosing_definition). No line break at the end; append it
+    with selection_addition.
+    """
+    span = _line_span(start, end)
+    fragment = f"#L{start}" if start == end else f"#L{start}-L{end}"
+    destination = target + fragment
+    if re.search(r"[\s()<>]", destination):
+        destination = f"<{destination}>"
+    link = f"[{_escape_link_text(display)}:{span}]({destination})"
+    if symbol and "`" not in symbol:
+        link = f"`{symbol}` in {link}"
+    code = _LINE_BREAK.sub("\n", code).removesuffix("\n")
+    fence = _fence_for(code)
+    return f"{link}\n{fence}{language or ''}\n{code}\n{fence}"
+
+
+def selection_addition(chat_text: str, block: str) -> str:
+    """What to append to the chat to add `block` (selection_block) to the pending
+    question, after a blank line; with a new `## You` heading when the chat does not
+    end in one (empty, or ending in an answer). Ends with a blank line to type in."""
+    closing = _closing_fence(chat_text)
+    turns = parse_chat(chat_text + closing).turns
+    heading = "" if turns and turns[-1].role == "user" else f"{USER_HEADING}\n\n"
+    return _addition(chat_text, f"{heading}{block}\n\n")
+
+
+def answer_heading(chat_text: str) -> str:
+    """What to append before streaming an answer: the `## DeepSeek` heading."""
+    return _addition(chat_text, f"{ASSISTANT_HEADING}\n\n")
+
+
+def cut_off_marker(chat_text: str, reason: str = "the answer was stopped") -> str:
+    """What to append after an answer that did not finish (cancelled, cut at max
+    tokens, a model error): a one-line note, which is not sent back to the model."""
+    return _addition(chat_text, f"*(cut off: {' '.join(reason.split())})*")
+
+
+def next_question_heading(chat_text: str) -> str:
+    """What to append after an answer: an empty `## You` turn for the next question."""
+    return _addition(chat_text, f"{USER_HEADING}\n\n")
+
+
+def new_chat_text(workspace_name: str, newline: str = "\n") -> str:
+    """A fresh chat: a title, a short how-to comment, and the first `## You`."""
+    text = (
+        f"# Chat with DeepSeek: {workspace_name}\n\n"
+        f'<!-- Write your question under the last "{USER_HEADING}", then send it with the '
+        '"Send to DeepSeek" code action or code lens. "Add to chat" on a selection in a '
+        "file adds its code here. The model's reasoning goes to the log and to the hover "
+        f'on "{ASSISTANT_HEADING}". -->\n\n'
+        f"{USER_HEADING}\n\n"
+    )
+    return text.replace("\n", newline)
+
+
+def newline_of(text: str) -> str:
+    """The document's line break (its first one; "\\n" when it has none): streamed
+    answer text should be converted to it."""
+    found = _LINE_BREAK.search(text)
+    return found.group() if found else "\n"
+
+
+def _addition(chat_text: str, addition: str) -> str:
+    """`addition` ("\\n" line breaks) as appended to `chat_text`: an open fence closed
+    first, then one blank line before it, all in the document's line breaks."""
+    closing = _closing_fence(chat_text)
+    text = chat_text + closing
+    breaks = len(_LINE_BREAK.findall(text[len(text.rstrip()) :]))
+    at_line_start = not text or text.endswith(("\n", "\r"))
+    wanted = 2 if text.strip() else 0  # a blank line after content; none at the top
+    separator = "\n" * max(wanted - breaks, 0 if at_line_start else 1)
+    return (closing + separator + addition).replace("\n", newline_of(chat_text))
+
+
+def _closing_fence(chat_text: str) -> str:
+    """A line closing the fenced block the chat ends inside ("" when it ends outside),
+    so the headings appended next are headings, not code."""
+    lines = _lines(chat_text)
+    last = None
+    for _, item in _scan(lines):
+        last = item
+    if not isinstance(last, FencedBlock) or last.closed:
+        return ""
+    opening = _FENCE.match(lines[last.start_line])
+    line_break = "" if lines[-1] == "" else "\n"
+    return f"{line_break}{opening['indent']}{opening['fence']}\n"
+
+
+def _fence_for(code: str) -> str:
+    """A backtick fence longer than any backtick fence line in the code."""
+    fences = (_FENCE.match(line) for line in code.split("\n"))
+    runs = [len(m["fence"]) for m in fences if m and m["fence"][0] == "`"]
+    return "`" * max([3, *(run + 1 for run in runs)])
+
+
+def _escape_link_text(text: str) -> str:
+    return re.sub(r"([\\\[\]])", r"\\\1", text)
+
+
+def _line_span(start: int, end: int) -> str:
+    return str(start) if start == end else f"{start}-{end}"
+
+
+# ---------------------------------------------------------------- where chats live
+
+ChatLocation = Literal["state", "workspace"]
+
+_CHAT_FILE = re.compile(r"chat(?:-(?P<number>[0-9]+))?\.md")
+
+
+def default_state_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """$XDG_STATE_HOME, else ~/.local/state (a relative value is invalid, per the spec)."""
+    value = environ.get("XDG_STATE_HOME", "")
+    return Path(value) if os.path.isabs(value) else Path.home() / ".local" / "state"
+
+
+def chat_folder(workspace_root: Path | None, location: ChatLocation, state_dir: Path) -> Path:
+    """Where a workspace's chats live: `<root>/.ds-lsp` with location "workspace",
+    else `<state_dir>/ds-lsp/chats/<name>-<hash of the root>` (the hash tells apart
+    two workspaces of one name). With no workspace, always the state folder."""
+    if location not in ("state", "workspace"):
+        raise ValueError(f"unknown chat location {location!r}: use 'state' or 'workspace'")
+    if workspace_root is None:
+        return state_dir / "ds-lsp" / "chats" / "no-workspace"
+    if location == "workspace":
+        return workspace_root / ".ds-lsp"
+    name = re.sub(r"[^\w.-]+", "_", workspace_root.name).strip("._") or "root"
+    digest = hashlib.sha256(str(workspace_root).encode("utf-8", "surrogatepass")).hexdigest()
+    return state_dir / "ds-lsp" / "chats" / f"{name}-{digest[:8]}"
+
+
+def chat_path(workspace_root: Path | None, location: ChatLocation, state_dir: Path) -> Path:
+    """The workspace's current chat: the newest of chat.md, chat-2.md, ... (chat.md
+    when there is none yet; creating it is the caller's job)."""
+    folder = chat_folder(workspace_root, location, state_dir)
+    return _numbered(folder, max(_chat_numbers(folder), default=1))
+
+
+def new_chat_path(workspace_root: Path | None, location: ChatLocation, state_dir: Path) -> Path:
+    """Where a new chat goes: the next number after the newest; older chats stay."""
+    folder = chat_folder(workspace_root, location, state_dir)
+    return _numbered(folder, max(_chat_numbers(folder), default=0) + 1)
+
+
+def is_chat_file(
+    path: Path, workspace_root: Path | None, location: ChatLocation, state_dir: Path
+) -> bool:
+    """Whether `path` is one of the workspace's chats (chat.md, chat-2.md, ...)."""
+    folder = chat_folder(workspace_root, location, state_dir)
+    return path.parent == folder and _CHAT_FILE.fullmatch(path.name) is not None
+
+
+def _chat_numbers(folder: Path) -> list[int]:
+    if not folder.is_dir():
+        return []
+    found = (_CHAT_FILE.fullmatch(entry.name) for entry in folder.iterdir())
+    return [int(m["number"] or 1) for m in found if m]
+
+
+def _numbered(folder: Path, number: int) -> Path:
+    return folder / ("chat.md" if number <= 1 else f"chat-{number}.md")
