@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: install demo test llama-server lint bench clean
+.PHONY: install demo test llama-server lint bench clean vsix test-editors
 
 # One venv with the package (editable) and the dev tools. The first install
 # compiles llama-cpp-python from source (about 10 minutes on 2 cores); pip's
@@ -48,6 +48,29 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP) llama-server
 	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# The VS Code extension (editors/vscode) as a VSIX: needs Node 20+ and npm. Its
+# node_modules come from package-lock.json (npm's cache makes reinstalls quick).
+VSCODE := editors/vscode
+VSIX := $(VSCODE)/ds-lsp.vsix
+VSCODE_MODULES := $(VSCODE)/node_modules/.package-lock.json
+
+$(VSCODE_MODULES): $(VSCODE)/package.json $(VSCODE)/package-lock.json
+	cd $(VSCODE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(VSCODE_MODULES)
+
+$(VSIX): $(VSCODE_MODULES) $(wildcard $(VSCODE)/src/*.ts) $(VSCODE)/esbuild.mjs $(VSCODE)/tsconfig.json \
+		$(VSCODE)/README.md
+	cd $(VSCODE) && npm run --silent package
+
+vsix: $(VSIX)
+
+# The editor tests in a real VS Code: code-server in headless Chromium, with the
+# VSIX installed (tests/editors/). The first run installs Debian packages, Node 24,
+# code-server and playwright-core (about 3 minutes; cached in ~/.cache/ds-lsp-test/).
+test-editors: $(STAMP) $(VSIX)
+	env=$$(.ci/setup-code-server) && set -a && eval "$$env" && \
+		DS_LSP_VSIX=$(CURDIR)/$(VSIX) $(BIN)/python -m pytest tests/editors
 
 clean:
 	rm -rf $(VENV) tests/.cache .pytest_cache

@@ -273,7 +273,7 @@ async def _land(
         new_text = document.text[:start] + block + document.text[end:]
         last_line = request.start_line + len(split_lines(block)) - 1
         note = Note(note_id, result.instruction, model, feed.text, request.start_line, last_line)
-        failure = await _apply(ls, document, start, end, block, "DeepSeek: preview an edit")
+        failure = await apply_text(ls, document, start, end, block, "DeepSeek: preview an edit")
         if failure:
             return Outcome("failed", failure)
         ls.previews[note_id] = PendingPreview(document.uri, original, note)
@@ -292,7 +292,9 @@ async def _land(
         request.start_line + lines_written - 1,
     )
     ls.notes.add(document.uri, note, once_text_is=result.new_text)
-    failure = await _apply(ls, document, start, end, new_region, f"DeepSeek: {result.instruction}")
+    failure = await apply_text(
+        ls, document, start, end, new_region, f"DeepSeek: {result.instruction}"
+    )
     if failure:
         return Outcome("failed", failure)
     _notes_catch_up(ls, document.uri)
@@ -307,7 +309,7 @@ def _changed_region(old: str, new: str, request: rewrite.EditRequest) -> tuple[i
     return start, end, new[start : len(new) - (len(old) - end)]
 
 
-async def _apply(ls, document: Document, start: int, end: int, text: str, label: str) -> str:
+async def apply_text(ls, document: Document, start: int, end: int, text: str, label: str) -> str:
     """Replace document[start:end] with `text`, as minimal edits at the document's
     version. Returns "" when the editor applied it, else why it did not."""
     edits = [
@@ -370,7 +372,7 @@ async def _settle_preview(ls, uri: str, block_id: str, accept: bool) -> Outcome:
     else:
         text = pending.original
     new_text = document.text[: block.start] + text + document.text[block.end :]
-    failure = await _apply(
+    failure = await apply_text(
         ls, document, block.start, block.end, text, f"DeepSeek: {'accept' if accept else 'reject'}"
     )
     if failure:
