@@ -328,8 +328,11 @@ def lsp_source(options: Any, name: str) -> Source:
     """
     if not isinstance(options, Mapping):
         return Source(name, {})
-    if isinstance(options.get(LSP_SECTION), Mapping):
-        options = options[LSP_SECTION]
+    section = options.get(LSP_SECTION)
+    if isinstance(section, Mapping):
+        options = section
+    elif section == []:  # Neovim sends an empty Lua table `dsLsp = {}` as a JSON list
+        return Source(name, {})
     return Source(name, options, lambda k: f"{LSP_SECTION}.{k}", null_resets=True)
 
 

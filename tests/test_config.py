@@ -324,3 +324,29 @@ def test_a_base_url_without_credentials_is_shown_as_is():
         "http://localhost:11434/v1"
     )
     assert Settings().redacted()["base_url"] is None
+
+
+def test_an_empty_section_from_neovim_is_no_setting():
+    # Neovim sends `init_options = { dsLsp = {} }` as {"dsLsp": []}.
+    assert config.merge([config.lsp_source({"dsLsp": []}, "init")]) == (Settings(), [])
+
+
+def test_settings_grouped_by_feature_are_read(tmp_path):
+    from_editor, problems = config.merge(
+        [config.lsp_source({"dsLsp": {"edit": {"preview": True}}}, "init")]
+    )
+    assert (from_editor.edit_preview, problems) == (True, [])
+    from_file, problems = load(tmp_path, toml="[edit]\npreview = true\n", env={}, flags={})
+    assert (from_file.edit_preview, problems) == (True, [])
+
+
+@pytest.mark.parametrize(("raw", "value"), [("on", True), ("false", False), ("1", True)])
+def test_switches_read_words_in_the_environment(tmp_path, raw, value):
+    settings, problems = load(tmp_path, toml="", env={"DS_LSP_EDIT_PREVIEW": raw}, flags={})
+    assert (settings.edit_preview, problems) == (value, [])
+
+
+def test_a_switch_that_is_not_one_is_refused_by_name():
+    settings, [problem] = config.merge([config.lsp_source({"editPreview": "maybe"}, "init")])
+    assert settings.edit_preview is False
+    assert problem == "dsLsp.editPreview='maybe' is not valid: it accepts true or false; keeping False"

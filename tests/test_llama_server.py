@@ -20,10 +20,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from lsprotocol import types
 
 from ds_lsp.backends.base import ChatRequest, Delta, FinishReason, Message, ModelError, collect
 from ds_lsp.backends.openai_compat import OpenAIBackend
 from tests.test_cli_edit import ds_lsp, env_for, one_line
+from tests.test_edit_lsp import client, edit, editor  # noqa: F401 (client, editor: fixtures)
+from tests.test_edit_lsp import start as start_edit_session
 from tests.tiny_gguf import (
     ANSWER,
     EOS,
@@ -39,6 +42,7 @@ from tests.tiny_gguf import (
 pytestmark = pytest.mark.llama_server
 
 MODEL = "deepseek-r1-distill-qwen-1.5b"  # llama-server answers to any model name
+EDIT_URI = "file:///work/double.py"
 DEADLINE = 30  # seconds, for what takes well under one; never reached when all is well
 
 # After the original template's prompt the model opens the reasoning itself.
@@ -274,3 +278,29 @@ def test_cli_edit_refuses_a_prose_answer_and_keeps_the_file(tmp_path: Path, hell
     assert "prose" in one_line(done.stderr)
     assert done.stdout == ""
     assert path.read_bytes() == original
+
+
+# -- "edit highlighted code" through the language server --------------------------------
+
+
+async def test_lsp_edit_lands_and_its_reasoning_shows_on_hover(
+    client,  # noqa: F811 (the fixture imported above)
+    editor,  # noqa: F811
+    doubling_url,
+):
+    from types import SimpleNamespace
+
+    # Temperature 0: the tiny scripted model is deterministic only then.
+    await start_edit_session(client, SimpleNamespace(base_url=doubling_url), temperature=0)
+    editor.open(EDIT_URI, "def double(value):\n    return value\n")
+    line = types.Range(types.Position(1, 0), types.Position(2, 0))
+
+    result = await edit(client, EDIT_URI, line, "return it doubled")
+
+    assert result["status"] == "applied", result
+    assert editor.texts[EDIT_URI] == "def double(value):\n    return value * 2\n"
+    assert "Okay, double it." in editor.reasoning_text()
+    shown = await client.text_document_hover_async(
+        types.HoverParams(types.TextDocumentIdentifier(EDIT_URI), types.Position(1, 4))
+    )
+    assert "Okay, double it." in shown.contents.value
