@@ -349,4 +349,6 @@ def test_switches_read_words_in_the_environment(tmp_path, raw, value):
 def test_a_switch_that_is_not_one_is_refused_by_name():
     settings, [problem] = config.merge([config.lsp_source({"editPreview": "maybe"}, "init")])
     assert settings.edit_preview is False
-    assert problem == "dsLsp.editPreview='maybe' is not valid: it accepts true or false; keeping False"
+    assert problem == (
+        "dsLsp.editPreview='maybe' is not valid: it accepts true or false; keeping False"
+    )
