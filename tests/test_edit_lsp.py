@@ -543,3 +543,17 @@ async def _until_server_has(client, uri: str, text: str, timeout: float = 10.0) 
             await asyncio.sleep(0.02)
 
     await asyncio.wait_for(poll(), timeout)
+
+
+async def test_with_nothing_selected_the_command_edits_the_enclosing_function(
+    client, editor, fake_openai
+):
+    await start(client, fake_openai)
+    editor.open(PY, SOURCE)
+    fake_openai.enqueue(Reply(content=fenced(TYPED)))
+    cursor = types.Position(3, 10)
+
+    result = await edit(client, selection=types.Range(cursor, cursor))
+
+    assert result["status"] == "applied", result
+    assert editor.texts[PY] == SOURCE.replace("def area(r):", "def area(r: float) -> float:")

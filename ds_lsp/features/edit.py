@@ -202,6 +202,8 @@ async def _edit(ls, uri: str, selected: types.Range, instruction: str, token: st
 async def _run(
     ls, document: Document, selected: types.Range, instruction: str, token: str
 ) -> Outcome:
+    # Nothing selected: the function around the cursor, as the code actions offer.
+    selected = _target_range(document, selected) or selected
     start_line, end_line = _selected_lines(document, selected)
     request = rewrite.EditRequest(
         file_name=_name(document.uri),
