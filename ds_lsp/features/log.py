@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sys
 from collections.abc import Callable, Iterable
 
 from lsprotocol import types
@@ -90,6 +91,9 @@ class LogForwarder(logging.Handler):
     def connect(self, loop: asyncio.AbstractEventLoop) -> None:
         """The client is ready: deliver what was kept, then forward as records come."""
         self.loop = loop
+        # From now on the editor shows our records: not on stderr as well, which
+        # editors also show in the same panel (VS Code does), each line twice.
+        logging.getLogger("ds_lsp").propagate = False
         pending, self._pending = self._pending, []
         for params in pending:
             self.server.window_log_message(params)
@@ -103,8 +107,11 @@ class LogForwarder(logging.Handler):
             if loop is None:
                 self._pending = self._pending[-(_PENDING_LIMIT - 1) :] + [params]
                 return
-            if not loop.is_running():
-                return  # shutting down: stderr still has it
+            if not loop.is_running():  # shutting down: the editor is gone, stderr is left
+                sys.stderr.write(
+                    f"ds-lsp: {logging.getLevelName(record.levelno)}: {self.format(record)}\n"
+                )
+                return
             try:
                 running = asyncio.get_running_loop()
             except RuntimeError:
