@@ -251,6 +251,12 @@ def pending_question(chat: Chat) -> Turn:
     return question
 
 
+def question_text(turn: Turn) -> str:
+    """A user turn's own words: its text less the added code, with one blank line
+    where the code was and no blank edges."""
+    return re.sub(r"\n(?:[ \t]*\n)+", "\n\n", _trim(_without_references(turn)))
+
+
 def _without_references(turn: Turn) -> str:
     """The turn's text less its added code (link lines and their blocks)."""
     lines = turn.text.split("\n")
@@ -552,6 +558,14 @@ def _closing_fence(chat_text: str) -> str:
     opening = _FENCE.match(lines[last.start_line])
     line_break = "" if lines[-1] == "" else "\n"
     return f"{line_break}{opening['indent']}{opening['fence']}\n"
+
+
+def fenced(code: str, language: str | None = None) -> str:
+    """`code` in a fenced block that no line of it can close (a longer fence when
+    the code holds fences itself); no line break at the end."""
+    code = _LINE_BREAK.sub("\n", code).removesuffix("\n")
+    fence = _fence_for(code)
+    return f"{fence}{language or ''}\n{code}\n{fence}"
 
 
 def _fence_for(code: str) -> str:

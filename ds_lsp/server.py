@@ -20,6 +20,7 @@ from ds_lsp.backends.scheduler import ModelScheduler
 from ds_lsp.documents import DocumentStore
 from ds_lsp.features import (
     cancel,
+    chat,
     code_actions,
     completion,
     documents,
@@ -36,7 +37,7 @@ from ds_lsp.tasks import TaskRegistry
 log = logging.getLogger("ds_lsp")
 
 # code_actions before the features that offer actions.
-FEATURES = (settings, documents, cancel, warmup, completion, code_actions, edit, hover)
+FEATURES = (settings, documents, cancel, warmup, completion, code_actions, edit, chat, hover)
 
 
 class DsLspProtocol(LanguageServerProtocol):

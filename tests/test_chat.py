@@ -21,6 +21,7 @@ from ds_lsp.chat import (
     cut_off_marker,
     default_state_dir,
     estimate_tokens,
+    fenced,
     is_chat_file,
     new_chat_path,
     new_chat_text,
@@ -28,6 +29,7 @@ from ds_lsp.chat import (
     next_question_heading,
     parse_chat,
     pending_question,
+    question_text,
     reference_display,
     selection_addition,
     selection_block,
@@ -158,6 +160,11 @@ def test_code_pasted_by_hand_is_a_question():
     assert pending_question(chat).references == ()
 
 
+def test_the_question_text_is_the_turn_less_its_added_code():
+    text = conversation(f"Why?\n\n{block()}\n\n  Fix it, please.  \n")
+    assert question_text(pending_question(parse_chat(text))) == "Why?\n\n  Fix it, please."
+
+
 # ---------------------------------------------------------------- references
 
 
@@ -206,6 +213,11 @@ def test_a_code_block_containing_fences_gets_a_longer_fence():
     chat = parse_chat(f"## You\n{text}\nq")
     assert len(chat.turns) == 1
     assert chat.turns[0].references[0].code == code
+
+
+def test_fenced_code_takes_a_fence_its_lines_cannot_close():
+    assert fenced("x = 1\n", "python") == f"{F}python\nx = 1\n{F}"
+    assert fenced(f"a\r\n{F}\nb") == f"````\na\n{F}\nb\n````"
 
 
 def test_selected_code_with_crlf_and_a_final_newline_is_stored_plainly():

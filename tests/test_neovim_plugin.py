@@ -387,7 +387,10 @@ def test_code_action_on_a_selection_edits_the_function(workspace, fake_openai, s
 def test_chat_add_a_selection_ask_and_get_the_answer(workspace, fake_openai, start_nvim):
     source = workspace / "calc.py"
     source.write_text(FUNCTION)
-    nvim = start_nvim(source)
+    # No ghost text: Neovim 0.12's inline completion asks for calc.py while one types
+    # in any buffer (its autocommands are not buffer-local), and the fake model
+    # answers requests in order, so such a request would take the chat's answer.
+    nvim = start_nvim(source, "inline_completion = false")
     nvim.require("dsLsp.addToChat", "dsLsp.sendChat")
     answer = "It returns the sum of a and b."
     fake_openai.enqueue(Reply(reasoning="Secret chain of thought.\n", content=answer))
@@ -395,18 +398,52 @@ def test_chat_add_a_selection_ask_and_get_the_answer(workspace, fake_openai, sta
     nvim.keys("ggVj:DsAddToChat<CR>")
     chat = nvim.wait_for("expand('%:t')", lambda value: value.endswith(".md"))
     nvim.wait_for(BUFFER, lambda value: "def add(a, b):" in value)
+    cursor = nvim.expr("line('.') == line('$') && getline('.') == '' ? 'at the end' : line('.')")
     nvim.keys("Go")
     nvim.keys("What does it return?")
     nvim.keys("<Esc>:DsSend<CR>")
-    lines = json.loads(nvim.wait_for(BUFFER, lambda value: answer in value))
+    lines = json.loads(
+        nvim.wait_for(BUFFER, lambda value: answer in value and value.endswith('"## You", ""]'))
+    )
 
     text = "\n".join(lines)
+    assert lines[lines.index("## DeepSeek") :] == ["## DeepSeek", "", answer, "", "## You", ""]
+    assert nvim.notes() == []  # answered: nothing to say
     assert "What does it return?" in text
     assert text.index("What does it return?") < text.index(answer)
     assert "Secret chain of thought" not in text
     assert "def add(a, b):" in json.dumps(fake_openai.requests[-1])
     assert "What does it return?" in json.dumps(fake_openai.requests[-1])
     assert chat.endswith(".md")
+    assert cursor == "at the end"  # where the question goes
+
+
+def test_chat_typing_while_the_answer_streams_loses_nothing(workspace, fake_openai, start_nvim):
+    """Neovim applies an edit made for an older version as `applied` and drops it, and
+    its text always ends with a line break: the answer still arrives whole, once,
+    with what was typed meanwhile kept."""
+    source = workspace / "calc.py"
+    source.write_text(FUNCTION)
+    nvim = start_nvim(source, "inline_completion = false")
+    nvim.require("dsLsp.addToChat", "dsLsp.sendChat")
+    answer = "".join(f"Line {n} of the answer.\n" for n in range(15)) + "Done."
+    fake_openai.enqueue(Reply(reasoning="Thinking.\n", content=answer, chunk_size=5, delay=0.02))
+
+    nvim.keys("ggVj:DsAddToChat<CR>")
+    nvim.wait_for("expand('%:t')", lambda value: value.endswith(".md"))
+    nvim.wait_for(BUFFER, lambda value: "def add(a, b):" in value)
+    nvim.keys("GoWhat does it return?<Esc>:DsSend<CR>")
+    nvim.wait_for(BUFFER, lambda value: "Line 1 " in value)
+    for n in range(6):  # the user types at the top meanwhile
+        nvim.expr(f"nvim_buf_set_lines(0, 1, 1, v:true, ['typed {n}'])")
+        time.sleep(0.07)
+    lines = json.loads(
+        nvim.wait_for(BUFFER, lambda value: "Done." in value and value.endswith('"## You", ""]'))
+    )
+
+    text = "\n".join(lines)
+    assert [text.count(f"typed {n}\n") for n in range(6)] == [1] * 6
+    assert text[text.rindex("## DeepSeek") :] == f"## DeepSeek\n\n{answer}\n\n## You\n"
 
 
 def test_ds_chat_opens_the_chat_document(workspace, fake_openai, start_nvim):

@@ -73,10 +73,13 @@ local function show_message(err, params, ctx)
   return vim.lsp.handlers['window/showMessage'](err, params, ctx)
 end
 
--- Only "applied" needs no word: the change is there to see. The server shows
--- most other outcomes itself, just before it answers: not said twice.
+-- "applied" (an edit) and "answered" (the chat) need no word: the change is there
+-- to see. The server shows most other outcomes itself, just before it answers:
+-- not said twice.
+local seen = { applied = true, answered = true }
+
 local function show_status(result)
-  if type(result) == 'table' and result.status and result.status ~= 'applied' then
+  if type(result) == 'table' and result.status and not seen[result.status] then
     local message = result.message or result.status
     if not last_shown:find(message, 1, true) then
       local quiet = { preview = true, unchanged = true, cancelled = true }
