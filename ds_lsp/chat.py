@@ -41,7 +41,7 @@ from urllib.parse import unquote, urlparse
 from ds_lsp import prompts
 from ds_lsp.backends.base import Message
 from ds_lsp.context.gather import CHARS_PER_TOKEN
-from ds_lsp.editing import _FENCE, _leading_whitespace, _tag_language, split_lines
+from ds_lsp.editing import _FENCE, _leading_whitespace, _tag_language, newline_of, split_lines
 from ds_lsp.reasoning import split_reasoning
 
 Role = Literal["user", "assistant"]
@@ -525,13 +525,6 @@ def new_chat_text(workspace_name: str, newline: str = "\n") -> str:
         f"{USER_HEADING}\n\n"
     )
     return text.replace("\n", newline)
-
-
-def newline_of(text: str) -> str:
-    """The document's line break (its first one; "\\n" when it has none): streamed
-    answer text should be converted to it."""
-    found = _LINE_BREAK.search(text)
-    return found.group() if found else "\n"
 
 
 def _addition(chat_text: str, addition: str) -> str:

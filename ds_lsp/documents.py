@@ -21,6 +21,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import PurePosixPath
+from urllib.parse import unquote, urlparse
 
 import tree_sitter
 from lsprotocol.types import (
@@ -223,3 +225,8 @@ def _parser(language: str | None) -> tree_sitter.Parser | None:
 
 def _show(position: LspPosition) -> str:
     return f"{position.line}:{position.character}"
+
+
+def file_name_of(uri: str) -> str:
+    """The file name a URI ends in, for messages: file:///a/b%20c.py -> "b c.py"."""
+    return PurePosixPath(unquote(urlparse(uri).path)).name or uri

@@ -357,6 +357,12 @@ def reindent(code: str, original: str) -> str:
 # ---------------------------------------------------------------- applying and checking
 
 
+def newline_of(text: str) -> str:
+    """The text's line break (its first one; "\\n" when it has none)."""
+    found = _LINE_BREAK.search(text)
+    return found.group() if found else "\n"
+
+
 def replace_lines(text: str, start: int, end: int, code: str) -> str:
     """`text` with its lines start..end (0-based, inclusive) replaced by `code`.
 

@@ -77,7 +77,8 @@ class Editor:
         # lsprotocol reads any code action that has a `command` as a bare Command,
         # losing its kind: a CodeAction's command is an object, a Command's a string.
         self.client.protocol._converter.register_structure_hook(
-            Union[types.Command, types.CodeAction], _command_or_code_action  # noqa: UP007 (the key lsprotocol uses)
+            Union[types.Command, types.CodeAction],  # noqa: UP007 (the key lsprotocol uses)
+            _command_or_code_action,
         )
 
     def open(self, uri: str, text: str, language: str = "python") -> None:

@@ -25,7 +25,6 @@ from ds_lsp.chat import (
     is_chat_file,
     new_chat_path,
     new_chat_text,
-    newline_of,
     next_question_heading,
     parse_chat,
     pending_question,
@@ -35,6 +34,7 @@ from ds_lsp.chat import (
     selection_block,
     to_messages,
 )
+from ds_lsp.editing import newline_of
 
 F = "```"
 URI = "file:///home/me/proj/src/cli.py"

@@ -33,7 +33,7 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
@@ -41,8 +41,8 @@ from lsprotocol import types
 from ds_lsp import chat, rewrite
 from ds_lsp.backends.base import ChatRequest, FinishReason, ModelError
 from ds_lsp.context.gather import enclosing_definition
-from ds_lsp.documents import Document
-from ds_lsp.editing import split_lines
+from ds_lsp.documents import Document, file_name_of
+from ds_lsp.editing import newline_of, split_lines
 from ds_lsp.features.arguments import command_argument
 from ds_lsp.features.edit import apply_text
 from ds_lsp.features.progress import begin_progress
@@ -176,10 +176,6 @@ def _path_of(uri: str) -> Path | None:
     if parsed.scheme != "file":
         return None
     return Path(unquote(parsed.path))
-
-
-def _name(uri: str) -> str:
-    return PurePosixPath(unquote(urlparse(uri).path)).name or uri
 
 
 def _workspace_root(ls) -> Path | None:
@@ -485,7 +481,7 @@ def _refusal(ls, message: str) -> dict:
 async def _add_to_chat(ls, uri: str, selected: types.Range) -> dict:
     source = ls.documents.get(uri)
     if source is None:
-        return _refusal(ls, f"{_name(uri)} is not open in the editor: open it first")
+        return _refusal(ls, f"{file_name_of(uri)} is not open in the editor: open it first")
     if is_chat(ls, uri):
         return _refusal(ls, "that is the chat itself: select code in a file to add it")
     start, end = _selected_lines(source, selected)
@@ -521,7 +517,7 @@ async def _add_to_chat(ls, uri: str, selected: types.Range) -> dict:
         except (AppendFailed, OSError) as exc:
             return _refusal(ls, f"could not add the code to the chat: {exc}")
         document = await _show_and_wait(ls, target, _end_of(ls, text))
-    log.info("added %s:%d-%d to the chat", _name(uri), start + 1, end + 1)
+    log.info("added %s:%d-%d to the chat", file_name_of(uri), start + 1, end + 1)
     return {"uri": document.uri if document is not None else target.uri}
 
 
@@ -564,7 +560,7 @@ async def _send(ls, target: ChatFile, token: str) -> Outcome:
         )
     text = _text_of(ls, target)
     if text is None:
-        return _tell(ls, Outcome("failed", f"the chat {_name(target.uri)} does not exist"))
+        return _tell(ls, Outcome("failed", f"the chat {file_name_of(target.uri)} does not exist"))
     parsed = chat.parse_chat(text)
     try:
         question = chat.pending_question(parsed)
@@ -601,9 +597,9 @@ class _Answer:
         self._target = target
         self._token = token
         self._question = question
-        self._label = f"chat {_name(target.uri)}"
+        self._label = f"chat {file_name_of(target.uri)}"
         self._append = _Appender(ls, target, "DeepSeek: answer")
-        self._newline = chat.newline_of(text)
+        self._newline = newline_of(text)
         # Where the heading will be (for dsLsp/reasoning), if nobody types meanwhile.
         heading = (text + chat.answer_heading(text)).count("\n") - 2
         self._heading_range = types.Range(

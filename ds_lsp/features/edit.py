@@ -20,16 +20,14 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from pathlib import PurePosixPath
-from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
 
 from ds_lsp import preview, prompts, rewrite
 from ds_lsp.backends.base import ModelError
 from ds_lsp.context.gather import enclosing_definition
-from ds_lsp.documents import Document
-from ds_lsp.editing import split_lines
+from ds_lsp.documents import Document, file_name_of
+from ds_lsp.editing import newline_of, split_lines
 from ds_lsp.features.arguments import command_argument
 from ds_lsp.features.progress import begin_progress
 from ds_lsp.features.reasoning_feed import ReasoningFeed
@@ -182,14 +180,14 @@ async def _edit(ls, uri: str, selected: types.Range, instruction: str, token: st
     document = ls.documents.get(uri)
     if document is None:
         return _tell(
-            ls, Outcome("failed", f"{_name(uri)} is not open in the editor: open it first")
+            ls, Outcome("failed", f"{file_name_of(uri)} is not open in the editor: open it first")
         )
     if uri in ls.edits_running:
         return _tell(
             ls,
             Outcome(
                 "busy",
-                f"an edit of {_name(uri)} is still running: wait for it, or cancel it first",
+                f"an edit of {file_name_of(uri)} is still running: wait for it, or cancel it first",
             ),
         )
     ls.edits_running.add(uri)
@@ -206,7 +204,7 @@ async def _run(
     selected = _target_range(document, selected) or selected
     start_line, end_line = _selected_lines(document, selected)
     request = rewrite.EditRequest(
-        file_name=_name(document.uri),
+        file_name=file_name_of(document.uri),
         text=document.text,
         start_line=start_line,
         end_line=end_line,
@@ -271,7 +269,7 @@ async def _land(
     note_id = feed.id
     if ls.settings.edit_preview:
         original = document.text[start:end]
-        block = preview.render_block(original, new_region, note_id, _newline(document.text))
+        block = preview.render_block(original, new_region, note_id, newline_of(document.text))
         new_text = document.text[:start] + block + document.text[end:]
         last_line = request.start_line + len(split_lines(block)) - 1
         note = Note(note_id, result.instruction, model, feed.text, request.start_line, last_line)
@@ -422,17 +420,3 @@ def _log_budget(ls, feed: ReasoningFeed, label: str) -> None:
         log.info("%s: reasoning used about %d of its %d-token budget", label, used, budget)
     else:
         log.info("%s: reasoning used about %d tokens (no budget)", label, used)
-
-
-def _name(uri: str) -> str:
-    parsed = urlparse(uri)
-    return PurePosixPath(unquote(parsed.path)).name or uri
-
-
-def _newline(text: str) -> str:
-    for line in split_lines(text):
-        if line.endswith("\r\n"):
-            return "\r\n"
-        if line.endswith(("\n", "\r")):
-            return line[-1]
-    return "\n"
