@@ -76,6 +76,7 @@ class DsLspServer(LanguageServer):
         self.documents = DocumentStore()  # replaced at initialize, in the agreed encoding
         self.models = ModelScheduler(settings)
         self.notes = ReasoningNotes()  # where reasoning shows on hover
+        self.client_name = ""  # clientInfo.name, for the odd editor-specific turn
         self.log_forwarder = log_feature.LogForwarder(self)
         log.addHandler(self.log_forwarder)
         log_feature.install_redaction(self.secrets)
@@ -114,6 +115,7 @@ def build_server(settings: config.Settings, problems: list[str]) -> DsLspServer:
     # expose `on_initialize(ls, params)` and are called from here, in order.
     @server.feature(types.INITIALIZE)
     def initialize(ls: DsLspServer, params: types.InitializeParams) -> None:
+        ls.client_name = params.client_info.name if params.client_info else ""
         for feature in FEATURES:
             if hasattr(feature, "on_initialize"):
                 feature.on_initialize(ls, params)

@@ -44,7 +44,7 @@ from ds_lsp.context.gather import enclosing_definition
 from ds_lsp.documents import Document, file_name_of
 from ds_lsp.editing import newline_of, split_lines
 from ds_lsp.features.arguments import command_argument
-from ds_lsp.features.edit import apply_text
+from ds_lsp.features.edit import apply_text, send_edits
 from ds_lsp.features.progress import begin_progress
 from ds_lsp.features.reasoning_feed import ReasoningFeed
 from ds_lsp.positions import IndexedText
@@ -114,12 +114,7 @@ class AppendFailed(Exception):
     """The chat could not be appended to; str() says why."""
 
 
-def on_initialize(ls, params: types.InitializeParams) -> None:
-    ls.chat_client_name = params.client_info.name if params.client_info else ""
-
-
 def setup(server) -> None:
-    server.chat_client_name = ""  # clientInfo.name, from initialize
     server.chat_answers = {}  # ChatFile.key -> the progress token of the answer streaming in
     server.chat_locks = {}  # ChatFile.key -> asyncio.Lock: one change to a chat at a time
     server.code_action_providers.append(_code_actions)
@@ -410,37 +405,7 @@ async def _append_edit(ls, document: Document, own: str, addition: str, label: s
         range=types.Range(document.position_at(position), document.position_at(position)),
         new_text=new_text,
     )
-    if _takes_versioned_edits(ls):
-        identifier = types.OptionalVersionedTextDocumentIdentifier(
-            uri=document.uri, version=document.version
-        )
-        workspace_edit = types.WorkspaceEdit(
-            document_changes=[types.TextDocumentEdit(text_document=identifier, edits=[edit])]
-        )
-    else:
-        workspace_edit = types.WorkspaceEdit(changes={document.uri: [edit]})
-    try:
-        response = await ls.workspace_apply_edit_async(
-            types.ApplyWorkspaceEditParams(edit=workspace_edit, label=label)
-        )
-    except Exception as exc:  # the client answered with an error
-        return f"the editor did not apply the edit: {exc}"
-    if not response.applied:
-        return f"the editor did not apply the edit: {response.failure_reason or 'no reason given'}"
-    return ""
-
-
-def _takes_versioned_edits(ls) -> bool:
-    """Whether to send `documentChanges`, which name the version the edit is for:
-    where the client says it takes them, and in Neovim, which does not say so but
-    takes them (and drops an edit for an older version, which appending detects),
-    while plain `changes` it applies wherever the positions now fall."""
-    caps = ls.client_capabilities
-    workspace = caps.workspace if caps else None
-    edit = workspace.workspace_edit if workspace else None
-    if edit and edit.document_changes:
-        return True
-    return ls.chat_client_name == "Neovim"
+    return await send_edits(ls, document, [edit], label)
 
 
 # ---------------------------------------------------------------- open, new

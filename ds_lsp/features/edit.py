@@ -323,13 +323,23 @@ async def apply_text(ls, document: Document, start: int, end: int, text: str, la
     ]
     if not edits:
         return ""
-    identifier = types.OptionalVersionedTextDocumentIdentifier(
-        uri=document.uri, version=document.version
-    )
-    workspace_edit = types.WorkspaceEdit(
-        document_changes=[types.TextDocumentEdit(text_document=identifier, edits=edits)]
-    )
-    if not _client_takes_versioned_edits(ls):
+    failure = await send_edits(ls, document, edits, label)
+    if failure:
+        return f"{failure}. Nothing was changed; try again"
+    return ""
+
+
+async def send_edits(ls, document: Document, edits: list[types.TextEdit], label: str) -> str:
+    """`workspace/applyEdit` for the document at its version: "" when the editor
+    applied it, else why it did not."""
+    if takes_versioned_edits(ls):
+        identifier = types.OptionalVersionedTextDocumentIdentifier(
+            uri=document.uri, version=document.version
+        )
+        workspace_edit = types.WorkspaceEdit(
+            document_changes=[types.TextDocumentEdit(text_document=identifier, edits=edits)]
+        )
+    else:
         workspace_edit = types.WorkspaceEdit(changes={document.uri: edits})
     try:
         response = await ls.workspace_apply_edit_async(
@@ -338,16 +348,21 @@ async def apply_text(ls, document: Document, start: int, end: int, text: str, la
     except Exception as exc:  # the client answered with an error
         return f"the editor did not apply the edit: {exc}"
     if not response.applied:
-        reason = response.failure_reason or "it gave no reason"
-        return f"the editor did not apply the edit: {reason}. Nothing was changed; try again"
+        return f"the editor did not apply the edit: {response.failure_reason or 'no reason given'}"
     return ""
 
 
-def _client_takes_versioned_edits(ls) -> bool:
+def takes_versioned_edits(ls) -> bool:
+    """Whether to send `documentChanges`, which name the version the edit is for:
+    where the client says it takes them, and in Neovim, which does not say so but
+    takes them (and drops an edit for an older version), while plain `changes` it
+    applies wherever the positions now fall."""
     caps = ls.client_capabilities
     workspace = caps.workspace if caps else None
     edit = workspace.workspace_edit if workspace else None
-    return bool(edit and edit.document_changes)
+    if edit and edit.document_changes:
+        return True
+    return ls.client_name == "Neovim"
 
 
 def _notes_catch_up(ls, uri: str) -> None:
