@@ -69,6 +69,10 @@ class ReasoningNotes:
                 waiting.append((note, awaited))
         notes.pending = waiting
 
+    def tracks(self, uri: str) -> bool:
+        """Whether any note (active or pending) belongs to `uri`: every keystroke asks."""
+        return uri in self._by_uri
+
     def changed(self, uri: str, changes: list[LineChange | None], text: str) -> None:
         """The document changed (in order); `text` is what it is now."""
         notes = self._by_uri.get(uri)

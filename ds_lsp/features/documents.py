@@ -36,7 +36,8 @@ def setup(server) -> None:
             # Our copy no longer matches the editor's: say so; the next didOpen heals it.
             log.warning("%s", exc)
             return
-        ls.notes.changed(document.uri, _line_changes(params.content_changes), changed.text)
+        if ls.notes.tracks(document.uri):  # a keystroke elsewhere costs nothing more
+            ls.notes.changed(document.uri, _line_changes(params.content_changes), changed.text)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls, params: types.DidCloseTextDocumentParams) -> None:
