@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from lsprotocol import converters, types
+from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient
 
 _CONVERTER = converters.get_converter()
@@ -172,3 +173,18 @@ def _function(method):
         return method(params)
 
     return handler
+
+
+async def cancel(client: LanguageClient, pending: asyncio.Future, how: str, msg_id: str) -> dict:
+    """Cancel a running command the way an editor does, `how` being "cancelRequest"
+    (by request id) or "progress" (its progress' cancel button); its result."""
+    if how == "cancelRequest":
+        client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+    else:
+        kind = msg_id.split("-")[0]  # "edit-1" -> the progress tokens ds-lsp/edit/...
+        [token] = [t for t in client.progress_reports if f"/{kind}/" in str(t)]
+        client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
+    try:
+        return await asyncio.wait_for(pending, 10)
+    except JsonRpcRequestCancelled:  # the answer to $/cancelRequest, as LSP says
+        return {"status": "cancelled"}

@@ -13,14 +13,13 @@ from pathlib import Path
 
 import pytest
 from lsprotocol import types
-from pygls.exceptions import JsonRpcRequestCancelled
 from pygls.protocol import default_converter
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
 
 from ds_lsp.chat import answer_heading, cut_off_marker, new_chat_text, next_question_heading
 from tests.fake_openai_server import Reply
-from tests.lsp_editor import Editor, offset_of, position_of
+from tests.lsp_editor import Editor, cancel, offset_of, position_of
 from tests.test_server import all_logs, server_env
 
 SOURCE = (
@@ -465,15 +464,7 @@ async def test_cancelling_mid_answer_keeps_what_arrived_and_closes_the_stream(
 
     pending = asyncio.ensure_future(send(client, chat, msg_id="chat-1"))
     await until(lambda: "word3 " in editor.texts[chat])
-    if how == "cancelRequest":
-        client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="chat-1"))
-    else:
-        [token] = [t for t in client.progress_reports if "chat" in str(t)]
-        client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
-    try:
-        result = await asyncio.wait_for(pending, 10)
-    except JsonRpcRequestCancelled:  # the answer to $/cancelRequest, as LSP says
-        result = {"status": "cancelled"}
+    result = await cancel(client, pending, how, "chat-1")
 
     assert result["status"] == "cancelled"
     served = fake_openai.served(0)

@@ -10,11 +10,10 @@ import sys
 import pytest
 import pytest_lsp
 from lsprotocol import types
-from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from tests.fake_openai_server import FakeOpenAIServer, Reply
-from tests.lsp_editor import Editor
+from tests.lsp_editor import Editor, cancel
 from tests.test_openai_backend import ALL_FORMATS
 from tests.test_server import all_logs, server_env
 
@@ -228,15 +227,7 @@ async def test_cancelling_mid_reasoning_leaves_no_edit_and_closes_the_stream(
 
     pending = asyncio.ensure_future(edit(client, msg_id="edit-1"))
     await editor.wait_for_reasoning()
-    if how == "cancelRequest":
-        client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="edit-1"))
-    else:
-        [token] = [t for t in client.progress_reports if "edit" in str(t)]
-        client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
-    try:
-        result = await asyncio.wait_for(pending, 10)
-    except JsonRpcRequestCancelled:  # the answer to $/cancelRequest, as LSP says
-        result = {"status": "cancelled"}
+    result = await cancel(client, pending, how, "edit-1")
 
     assert result["status"] == "cancelled"
     served = fake_openai.served(0)
