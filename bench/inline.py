@@ -8,8 +8,9 @@ that is still pending, and an automatic `textDocument/inlineCompletion`.
 
 The three ways: the local fake model server with a fixed latency (150 ms to the
 first token, then 8 ms a token); a real llama-server with gemma-3-270m; and
-gemma-3-270m in process (both gemma ways with the same continuation prompt, see
-GEMMA_PROMPTING). Run one with `--way fake|llama-server|in-process`.
+gemma-3-270m in process. Both gemma ways run ds-lsp's default settings: the
+prompt style comes from the model (plain continuation for gemma, whose GGUF has
+no chat template). Run one with `--way fake|llama-server|in-process`.
 
 Prints one JSON line per way, the last line with all of them.
 """
@@ -46,11 +47,10 @@ STATEMENTS = [
     "with open(path, encoding='utf-8') as handle:",
 ]
 GAP = 0.110  # seconds between keystrokes in a burst
-# gemma-3-270m does not follow the completion instruction (it answers with fences or
-# repeats the instruction), but it continues code well: both gemma ways prompt it
-# for plain continuation through a custom fill-in-the-middle template, the code
-# after the cursor first, so both run the same prompt.
-GEMMA_PROMPTING = {"fimTemplate": "{suffix}\n\n{prefix}"}
+# Pauses counted for "answered within the pause" with a real model: at least this
+# long, and from this long after typing began at the spot (its prompt is cold before).
+REAL_PAUSE_MIN = 0.5
+REAL_SPOT_WARMUP = 3.0
 FAKE_ANSWER = "result = compute(value)"
 
 
@@ -89,6 +89,8 @@ class Editor:
 
     async def start(self) -> None:
         await self.client.start_io(sys.executable, "-m", "ds_lsp", env=self.env)
+        # Read the server's stderr as editors do: a full pipe would block the server.
+        self._stderr = asyncio.ensure_future(self._drain(self.client._server.stderr))
         caps = types.ClientCapabilities(
             text_document=types.TextDocumentClientCapabilities(
                 inline_completion=types.InlineCompletionClientCapabilities()
@@ -101,6 +103,11 @@ class Editor:
             )
         )
         self.client.initialized(types.InitializedParams())
+
+    @staticmethod
+    async def _drain(stream) -> None:
+        while await stream.read(65536):
+            pass
 
     def open(self, text: str) -> None:
         self.text = text
@@ -183,6 +190,7 @@ async def type_bursts(editor: Editor, places: int, seed: int = 7) -> tuple[list,
         lines[row + 1 : row + 1] = [indent]
         row, column = row + 1, len(indent)
         statement = rng.choice(STATEMENTS)
+        spot_started = time.perf_counter()
         burst_end = rng.randint(4, 12)
         for index, char in enumerate(statement):
             editor.insert(row, column, char)
@@ -194,7 +202,7 @@ async def type_bursts(editor: Editor, places: int, seed: int = 7) -> tuple[list,
                 typed = statement[: index + 1]
                 # Inside a string literal no completion is offered, by design.
                 in_string = (typed.count("'") + typed.count('"')) % 2 == 1
-                at_pause.append((msg_id, pause, in_string))
+                at_pause.append((msg_id, pause, in_string, time.perf_counter() - spot_started))
                 burst_end += rng.randint(4, 12)
                 await asyncio.sleep(pause)
             else:
@@ -209,6 +217,7 @@ async def run_way(way: str, places: int) -> dict:
     env["DS_LSP_CONFIG"] = os.devnull
     stack: list = []
     fake = None
+    warm_call_ms = None
     if way == "fake":
         from tests.fake_openai_server import FakeOpenAIServer, Reply
 
@@ -220,20 +229,19 @@ async def run_way(way: str, places: int) -> dict:
     elif way == "llama-server":
         from bench._models import gemma_gguf_path, running_llama_server
 
-        manager = running_llama_server(gemma_gguf_path(), ["--chat-template", "gemma"])
+        # As a user starts it, and ds-lsp's default settings: the prompt style comes
+        # from the server's /props.
+        manager = running_llama_server(gemma_gguf_path(), [])
         base_url = manager.__enter__()
         stack.append(lambda: manager.__exit__(None, None, None))
-        options = {"backend": "openai", "baseUrl": base_url, "model": "gemma", **GEMMA_PROMPTING}
+        options = {"backend": "openai", "baseUrl": base_url, "model": "gemma-3-270m"}
+        warm_call_ms = warm_server_call_ms(base_url)
     else:
-        from bench._models import GEMMA_CHAT_TEMPLATE, gemma_gguf_path
+        from bench._models import gemma_gguf_path
 
-        options = {
-            "backend": "llama_cpp",
-            "modelPath": str(gemma_gguf_path()),
-            "nCtx": 4096,
-            "chatTemplate": GEMMA_CHAT_TEMPLATE,
-            **GEMMA_PROMPTING,
-        }
+        # Default settings: the prompt style comes from the GGUF (no chat template:
+        # plain continuation).
+        options = {"backend": "llama_cpp", "modelPath": str(gemma_gguf_path()), "nCtx": 4096}
 
     editor = Editor(options, env)
     try:
@@ -258,8 +266,19 @@ async def run_way(way: str, places: int) -> dict:
 
     timings = server["timings"]
     to_suggestion, answered_in_pause, overhead = [], 0, []
-    in_code = [(msg_id, pause) for msg_id, pause, in_string in at_pause if not in_string]
-    for msg_id, pause in in_code:
+    in_code = [(msg_id, pause, at) for msg_id, pause, in_string, at in at_pause if not in_string]
+    # With a real model: pauses of REAL_PAUSE_MIN s or more, REAL_SPOT_WARMUP s into a spot.
+    settled = [
+        (msg_id, pause)
+        for msg_id, pause, at in in_code
+        if pause >= REAL_PAUSE_MIN and at >= REAL_SPOT_WARMUP
+    ]
+    settled_answered = 0
+    for msg_id, pause in settled:
+        answered = editor.answered.get(msg_id)
+        if answered is not None and answered[1]:
+            settled_answered += answered[0] - editor.sent[msg_id] < pause
+    for msg_id, pause, _ in in_code:
         answered = editor.answered.get(msg_id)
         if answered is None or not answered[1]:
             continue
@@ -282,6 +301,8 @@ async def run_way(way: str, places: int) -> dict:
         "pauses_inside_strings": len(at_pause) - len(in_code),
         "time_to_suggestion_at_pauses_ms": summary(to_suggestion),
         "pauses_in_code_answered_within_pause": f"{answered_in_pause}/{len(in_code)}",
+        "pauses_over_500ms_from_3s_into_a_spot_answered": f"{settled_answered}/{len(settled)}",
+        "warm_llama_server_16_token_call_ms": warm_call_ms,
         "model_ms": summary(stats["model_ms"]),
         "server_overhead_ms": summary(overhead),
         "typed_ahead_and_cache_hit_ms": summary(reuse),
@@ -293,6 +314,24 @@ async def run_way(way: str, places: int) -> dict:
     }
     print(json.dumps(result), flush=True)
     return result
+
+
+def warm_server_call_ms(base_url: str) -> float:
+    """A warm 16-token call to the server (its prompt cached): the floor for ghost text."""
+    import urllib.request
+
+    prompt = "def fibonacci(n):\n    " * 40
+    body = json.dumps({"prompt": prompt, "max_tokens": 16, "temperature": 0}).encode()
+    request = urllib.request.Request(
+        f"{base_url}/completions", body, {"Content-Type": "application/json"}
+    )
+    times = []
+    for _ in range(6):
+        started = time.perf_counter()
+        with urllib.request.urlopen(request) as response:
+            response.read()
+        times.append((time.perf_counter() - started) * 1e3)
+    return round(statistics.median(times[1:]), 1)  # the first fills the cache
 
 
 async def main() -> None:

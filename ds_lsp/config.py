@@ -37,6 +37,7 @@ ReasoningMode = Literal["auto", "on", "off"]
 DebounceMode = Literal["adaptive", "fixed"]
 Switch = Literal["auto", "on", "off"]
 ChatLocation = Literal["state", "workspace"]
+CompletionPrompt = Literal["auto", "chat", "continuation"]
 
 ENV_PREFIX = "DS_LSP_"
 LSP_SECTION = "dsLsp"
@@ -75,7 +76,9 @@ class Settings:
     completion_debounce: DebounceMode = "adaptive"
     completion_debounce_ms: int = 100
     completion_max_tokens: int = 64  # multi-line; a single line gets fewer
-    completion_time_budget_ms: int = 2000  # then what is ready is shown
+    # Writing time of a suggestion: after it, the suggestion ends with its first
+    # complete line (llama.vim's t_max_predict_ms). Ghost text that is late is worth nothing.
+    completion_time_budget_ms: int = 1000
     completion_context_tokens: int = 1536  # the prompt's budget around the cursor
     # textDocument/completion too: "auto" only for clients without inline completion.
     completion_fallback: Switch = "auto"
@@ -87,6 +90,10 @@ class Settings:
     # The FIM prompt format of that model: qwen2.5-coder, deepseek-coder,
     # codellama, starcoder, or a template with {prefix} and {suffix}.
     fim_template: str | None = None
+    # The ghost-text prompt: "auto" from the model (prompt_style.py: an R1 distill gets
+    # the instruction prompt, a model with FIM tokens its FIM format, any other plain
+    # continuation); "chat" or "continuation" to choose. fim_template wins over both.
+    completion_prompt: CompletionPrompt = "auto"
     # Edits: show a diff block to accept or reject instead of applying at once.
     edit_preview: bool = False
     # Where the chat document lives: the user's state directory (one folder per

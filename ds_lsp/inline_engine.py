@@ -5,17 +5,30 @@ offsets and suggestions into items. Per request, cheapest first:
 
 1. typed-ahead: the user typed the start of the suggestion on screen -> the rest;
 2. the cache: the same text around the cursor was answered before;
-3. the in-flight stream: a generation already running for an earlier keystroke
-   whose suggestion the user is typing along with -> wait for it, give the rest;
-4. the model, after a debounce (automatic triggers only), with its reasoning
-   skipped, a token cap, a time budget, and a stream filter that stops it as
-   soon as the suggestion is complete.
+3. the in-flight generation for this spot: begun at the keystroke's didChange,
+   or for an earlier keystroke whose suggestion the user is typing along with;
+4. a new generation, after the rest of the typing pause.
 
-A newer request for a document supersedes the older one: its debounce or model
-stream is cancelled (unless it can be reused), and a result computed for an
-older version of the document is never returned. After a suggestion is shown,
-the one that follows its acceptance is computed in the background
-(speculative, as llama.vim does) under the same rules.
+Timing, as llama.vim and tabby-agent do it:
+- The work starts at didChange, where the cursor is the end of the typed text:
+  the wait for a pause counts from the keystroke, not from the request. An
+  editor that waits itself before asking (Neovim: 200 ms) finds the wait over,
+  or the answer ready: it never waits twice.
+- A keystroke that leaves a generation behind (the text before the cursor is no
+  longer its prompt plus what it has produced) stops it at once; the next one
+  never queues behind it. What llama.cpp evaluated of its prompt stays in the
+  KV cache for the next.
+- The first keystroke at a new spot prefills that spot's prompt (evaluation
+  only), so by the pause only the last few tokens are left to evaluate.
+- The context is sized from the backend's measured prompt speed, so a cold spot
+  costs about COLD_SPOT_SECONDS; once a suggestion is shown there, the full
+  context is prefilled in the background and used from then on.
+- Generation is capped: after completion_time_budget_ms of writing, the
+  suggestion ends with its first complete line (llama.vim's t_max_predict_ms).
+
+A result computed for an older version of the document is never returned.
+After a suggestion is shown, the one that follows its acceptance is computed in
+the background (speculative, as llama.vim does).
 """
 
 from __future__ import annotations
@@ -25,40 +38,49 @@ import collections
 import logging
 import statistics
 import time
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ds_lsp.backends.base import ChatRequest, Message, ModelError
-from ds_lsp.config import Settings
-from ds_lsp.context.gather import (
-    CompletionContext,
+from ds_lsp.backends.base import ChatRequest, ModelError
+from ds_lsp.completion_prompts import (
+    PromptStyle,
+    completion_request,
     fim_template_problem,
-    gather,
-    render_chat_prompt,
-    render_fim,
+    reserved_chars,
 )
+from ds_lsp.config import Settings
+from ds_lsp.context.gather import WINDOW_STEP, CompletionContext, gather
 from ds_lsp.documents import Document
+from ds_lsp.prompt_style import chosen_style
 from ds_lsp.suggestions import SuggestionCache, SuggestionStream, typed_ahead
 
 log = logging.getLogger(__name__)
 
-# Single-line suggestions need few tokens; multi-line ones get the setting's cap.
-SINGLE_LINE_MAX_TOKENS = 32
 # Typing gaps longer than this are pauses, not typing speed.
 TYPING_GAP_LIMIT = 0.6
-# The adaptive debounce waits this share of the user's median typing gap: a
-# little under the gap, so a pause is answered soon after the gap it exceeds.
+# The adaptive wait is this share of the user's median typing gap: a little under
+# the gap, so a pause is answered soon after the gap it exceeds.
 ADAPTIVE_FACTOR = 0.9
-# The adaptive debounce never waits longer than this.
+# The adaptive wait is never longer than this.
 ADAPTIVE_DEBOUNCE_CEILING = 0.3
-# A cancelled request's generation waits this long for a newer request to take
-# it over before it is cancelled too (a little more than a typing gap).
+# A generation whose request was cancelled waits this long for a newer request to
+# take it over before it is cancelled too (a keystroke that does not fit it stops
+# it at once, at didChange).
 ADOPTION_GRACE = 0.2
 # A suggestion still on screen after this long gets its follow-up prepared.
 SPECULATE_AFTER = 0.25
+# What a cold spot's prompt may cost to evaluate, at the backend's measured speed.
+COLD_SPOT_SECONDS = 1.0
+# The least context a cold spot gets, however slow the model.
+MIN_CONTEXT_TOKENS = 256
+# After the time cap, a suggestion still without a complete line is cut this much later.
+HARD_CAP_FACTOR = 2.0
 # How much text around the cursor identifies a request for the cache.
 CACHE_PREFIX_CHARS = 600
 CACHE_SUFFIX_CHARS = 200
+# Per-request figures kept for benchmarks: a bounded window.
+STATS_KEPT = 2000
 
 
 @dataclass(frozen=True)
@@ -66,8 +88,8 @@ class Suggestion:
     text: str  # what goes in at the cursor
     end: int  # code point offset up to which existing text is replaced (the cursor: none)
     source: str  # "model", "cache", "typed-ahead", "stream" (for logs and benchmarks)
-    wait_ms: float = 0.0  # spent in the debounce
-    model_ms: float = 0.0  # spent waiting for the model
+    wait_ms: float = 0.0  # spent waiting for the pause after the request came
+    model_ms: float = 0.0  # spent waiting for the model after the request came
 
 
 @dataclass
@@ -76,14 +98,25 @@ class Stats:
 
     requests: int = 0
     model_requests: int = 0
+    prefills: int = 0
     cache_hits: int = 0
     typed_ahead_hits: int = 0
     stream_reuses: int = 0
-    superseded: int = 0
+    stale_aborted: int = 0
     speculative: int = 0
-    model_ms: list[float] = field(default_factory=list)
+    model_ms: collections.deque = field(
+        default_factory=lambda: collections.deque(maxlen=STATS_KEPT)
+    )
     # From cancelling a generation until its model stream is closed.
-    cancel_ms: list[float] = field(default_factory=list)
+    cancel_ms: collections.deque = field(
+        default_factory=lambda: collections.deque(maxlen=STATS_KEPT)
+    )
+
+    def as_dict(self) -> dict:
+        return {
+            name: list(value) if isinstance(value, collections.deque) else value
+            for name, value in vars(self).items()
+        }
 
 
 @dataclass
@@ -97,12 +130,19 @@ class _Shown:
 
 @dataclass
 class _InFlight:
-    """A generation under way for one document."""
+    """Work under way for one spot of one document: the wait for a pause, then the
+    generation."""
 
     before: str
     after: str
-    task: asyncio.Task  # -> str (the cleaned suggestion) or None
+    task: asyncio.Task | None = None  # -> the cleaned suggestion, "" or None
+    stream: SuggestionStream | None = None  # once the model writes: what it produced
+    speculative: bool = False
+    waited_until: float = 0.0  # when the wait for the pause ended
     followers: int = 0  # requests waiting for its suggestion
+
+    def produced(self) -> str:
+        return self.stream.text if self.stream is not None else ""
 
 
 def _key(uri: str, before: str, after: str) -> tuple[str, str, str]:
@@ -114,14 +154,14 @@ def _key(uri: str, before: str, after: str) -> tuple[str, str, str]:
 class InlineEngine:
     def __init__(
         self,
-        stream_model: Callable,  # ModelScheduler.stream
+        models,  # ModelScheduler: stream, prefill, completion_style, completion_speed
         settings: Callable[[], Settings],
         open_documents: Callable[[], list[Document]],
-        start_task: Callable | None = None,  # TaskRegistry.start, for speculative work
+        start_task: Callable,  # TaskRegistry.start, for background work
         root_uri: Callable[[], str | None] = lambda: None,  # for file names in prompts
     ) -> None:
+        self._models = models
         self._root_uri = root_uri
-        self._stream_model = stream_model
         self._settings = settings
         self._open_documents = open_documents
         self._start_task = start_task
@@ -129,96 +169,78 @@ class InlineEngine:
         self.stats = Stats()
         self._shown: dict[str, _Shown] = {}
         self._in_flight: dict[str, _InFlight] = {}
-        self._waiting: dict[str, asyncio.Task] = {}  # the request debouncing per document
+        self._changed_at: dict[str, float] = {}  # the last didChange per document
         self._arrivals: dict[str, collections.deque[float]] = {}
+        self._asked: set[str] = set()  # documents the editor asks ghost text for
+        self._warm: dict[str, tuple[int, int]] = {}  # uri -> (band, context tokens) prefilled
+        self._prefilling: dict[str, asyncio.Task] = {}
+        self._preparing: asyncio.Task | None = None
         self._last_error: str | None = None
         self._cancelled_at: dict[asyncio.Task, float] = {}
-        self._sequence: dict[str, int] = {}  # requests seen per document
 
-    # -- the entry point -----------------------------------------------------------------
+    # -- what the editor does ------------------------------------------------------------
+
+    def note_open(self, document: Document) -> None:
+        """A document opened: get the model ready (loaded, its prompt style known) before
+        the first pause, off the event loop."""
+        if self._preparing is None:
+            self._preparing = self._start_task(self._prepare(), name="prepare the model")
+
+    def note_change(self, document: Document, cursor: int | None) -> None:
+        """A didChange applied; `cursor` is where the typed text ends (None: unknown).
+        Stops a generation the change left behind, then starts this spot's work."""
+        uri, now = document.uri, time.perf_counter()
+        self._changed_at[uri] = now
+        self._note_arrival(uri, now)
+        if cursor is None:
+            self._cancel_in_flight(uri)
+            return
+        before, after = document.text[:cursor], document.text[cursor:]
+        self._drop_stale(uri, before, after)
+        if uri not in self._asked or uri in self._in_flight:
+            return  # the editor does not ask here, or a generation that fits runs
+        if self._reusable(uri, before, after):
+            return  # typed-ahead or the cache will answer
+        self._maybe_prefill(document, cursor)
+        self._begin(document, cursor, invoked=False, delay=self.debounce_seconds(uri))
 
     async def suggest(self, document: Document, offset: int, invoked: bool) -> Suggestion | None:
         """A suggestion at `offset` of `document`, or None. Cancellable at any await."""
         self.stats.requests += 1
         uri, text = document.uri, document.text
-        sequence = self._sequence[uri] = self._sequence.get(uri, 0) + 1
+        self._asked.add(uri)
         before, after = text[:offset], text[offset:]
-        now = time.perf_counter()
-        self._note_arrival(uri, now)
-        self._supersede_waiting(uri)
+        asked = time.perf_counter()
+        self._drop_stale(uri, before, after)
+        reused = self._reusable(uri, before, after)
+        if reused is not None:
+            if reused.source == "cache":
+                self._after_shown(document, offset, reused.text)
+            return reused
 
         in_flight = self._in_flight.get(uri)
-        if in_flight is not None and not self._compatible(in_flight, before, after):
-            self._cancel_in_flight(uri)  # it serves a spot the user has left
+        if in_flight is not None and invoked and in_flight.stream is None:
+            self._cancel_in_flight(uri)  # asked for now: no more waiting for a pause
             in_flight = None
-        reused = self._typed_ahead(uri, before, after)
-        if reused is not None:
-            self.stats.typed_ahead_hits += 1
-            return reused
-        cached = self.cache.get(_key(uri, before, after))
-        if cached is not None:
-            self.stats.cache_hits += 1
-            return self._show(uri, before, after, cached, "cache")
-        waited = 0.0
-        if in_flight is None and not invoked:
-            # Wait for the user to pause; a newer keystroke cancels this wait.
-            waiting = asyncio.current_task()
-            if waiting is not None:
-                self._waiting[uri] = waiting
-            try:
-                deadline = now + self.debounce_seconds(uri)
-                # Bring the syntax tree up to date while waiting anyway (after an
-                # edit in a broken spot that can take tens of ms).
-                _ = document.tree
-                await asyncio.sleep(max(0.0, deadline - time.perf_counter()))
-            finally:
-                if self._waiting.get(uri) is waiting:
-                    del self._waiting[uri]
-            waited = (time.perf_counter() - now) * 1e3
-            in_flight = self._in_flight.get(uri)
-            if in_flight is not None and not self._compatible(in_flight, before, after):
-                self._cancel_in_flight(uri)
-                in_flight = None
-
-        followed_ms = 0.0  # spent waiting for an earlier keystroke's generation
-        if in_flight is not None:
-            joined = time.perf_counter()
-            suggestion = await self._follow(uri, in_flight)
-            followed_ms = (time.perf_counter() - joined) * 1e3
-            rest = typed_ahead("", suggestion or "", before[len(in_flight.before) :])
-            if rest:
-                self.stats.stream_reuses += 1
-                return self._show(uri, before, after, rest, "stream", waited, followed_ms)
-            if before == in_flight.before:
-                return None  # the same spot: the model had nothing to add
-
-        context = gather(
-            document,
-            offset,
-            [other for other in self._open_documents() if other.uri != uri],
-            self._settings().completion_context_tokens,
-            invoked=invoked,
-            root_uri=self._root_uri(),
-        )
-        if context.mode == "none":
+        if in_flight is None:
+            self._maybe_prefill(document, offset)
+            delay = 0.0
+            if not invoked:  # the wait counts from the keystroke: never twice
+                delay = self._changed_at.get(uri, asked) + self.debounce_seconds(uri) - asked
+            in_flight = self._begin(document, offset, invoked, max(0.0, delay))
+        suggestion = await self._follow(uri, in_flight)
+        done = time.perf_counter()
+        rest = typed_ahead("", suggestion or "", before[len(in_flight.before) :])
+        if not rest:
             return None
-        self._cancel_in_flight(uri)  # whatever runs now (a speculation) serves another spot
-        task = asyncio.ensure_future(self._generate(context))
-        self._in_flight[uri] = _InFlight(before, after, task)
-        asked = time.perf_counter()
-        try:
-            suggestion = await self._follow(uri, self._in_flight[uri])
-        finally:
-            current = self._in_flight.get(uri)
-            if current is not None and current.task is task and task.done():
-                del self._in_flight[uri]
-        if not suggestion:
-            return None
-        self.cache.put(_key(uri, before, after), suggestion)
-        model_ms = followed_ms + (time.perf_counter() - asked) * 1e3
-        shown = self._show(uri, before, after, suggestion, "model", waited, model_ms)
-        if self._sequence[uri] == sequence:  # no newer request: this one will be shown
-            self._speculate(document, offset, suggestion)
+        wait_ms = max(0.0, in_flight.waited_until - asked) * 1e3
+        model_ms = (done - max(asked, in_flight.waited_until)) * 1e3
+        source = "model" if before == in_flight.before else "stream"
+        if source == "stream":
+            self.stats.stream_reuses += 1
+        shown = self._show(uri, before, after, rest, source, wait_ms, model_ms)
+        if source == "model" and self._changed_at.get(uri, 0.0) <= asked:
+            self._after_shown(document, offset, rest)  # nothing typed since: it shows
         return shown
 
     def debounce_seconds(self, uri: str) -> float:
@@ -239,25 +261,44 @@ class InlineEngine:
     def forget(self, uri: str) -> None:
         """The document closed."""
         self._cancel_in_flight(uri)
-        self._shown.pop(uri, None)
-        self._arrivals.pop(uri, None)
-        self._sequence.pop(uri, None)
+        prefill = self._prefilling.pop(uri, None)
+        if prefill is not None:
+            prefill.cancel()
+        for table in (self._shown, self._arrivals, self._changed_at, self._warm):
+            table.pop(uri, None)
+        self._asked.discard(uri)
 
     # -- reuse -----------------------------------------------------------------------------
 
-    def _typed_ahead(self, uri: str, before: str, after: str) -> Suggestion | None:
+    def _reusable(self, uri: str, before: str, after: str) -> Suggestion | None:
+        """Typed-ahead or a cache hit: an answer with no model call."""
         shown = self._shown.get(uri)
-        if shown is None or not before.startswith(shown.before) or after != shown.after:
-            return None
-        rest = typed_ahead("", shown.text, before[len(shown.before) :])
-        if not rest:
-            return None
-        return Suggestion(rest, len(before), "typed-ahead")
+        if shown is not None and before.startswith(shown.before) and after == shown.after:
+            rest = typed_ahead("", shown.text, before[len(shown.before) :])
+            if rest:
+                self.stats.typed_ahead_hits += 1
+                return Suggestion(rest, len(before), "typed-ahead")
+        cached = self.cache.get(_key(uri, before, after))
+        if cached is not None:
+            self.stats.cache_hits += 1
+            return self._show(uri, before, after, cached, "cache")
+        return None
 
-    def _compatible(self, in_flight: _InFlight, before: str, after: str) -> bool:
-        """Whether a running generation can still serve this spot: the user typed on
-        from where it started, and the text after the cursor is unchanged."""
-        return before.startswith(in_flight.before) and after == in_flight.after
+    def _drop_stale(self, uri: str, before: str, after: str) -> None:
+        """Stop the generation under way if the text no longer fits it: only the old
+        prompt plus text the model already produced may stand before the cursor."""
+        in_flight = self._in_flight.get(uri)
+        if in_flight is None or in_flight.after != after:
+            if in_flight is not None:
+                self._cancel_in_flight(uri, stale=True)
+            return
+        if in_flight.speculative and in_flight.before.startswith(before):
+            return  # typing along the suggestion its speculation follows
+        if before.startswith(in_flight.before) and in_flight.produced().startswith(
+            before[len(in_flight.before) :]
+        ):
+            return
+        self._cancel_in_flight(uri, stale=True)
 
     def _show(
         self,
@@ -276,8 +317,7 @@ class InlineEngine:
         """Wait for a generation's suggestion. If this request is cancelled (the
         editor's $/cancelRequest comes just before the next keystroke's request),
         the generation goes on for a moment, for that next request to take it
-        over: on a CPU the prompt evaluation it has under way is most of the time
-        a suggestion takes. Nobody takes it over: it is cancelled."""
+        over, unless a keystroke that does not fit it stops it first."""
         in_flight.followers += 1
         try:
             return await asyncio.shield(in_flight.task)
@@ -293,49 +333,137 @@ class InlineEngine:
         if self._in_flight.get(uri) is in_flight and in_flight.followers == 0:
             self._cancel_in_flight(uri)
 
-    def _supersede_waiting(self, uri: str) -> None:
-        waiting = self._waiting.pop(uri, None)
-        if waiting is not None and not waiting.done():
-            self.stats.superseded += 1
-            waiting.cancel()
-
-    def _cancel_in_flight(self, uri: str) -> None:
+    def _cancel_in_flight(self, uri: str, stale: bool = False) -> None:
         in_flight = self._in_flight.pop(uri, None)
-        if in_flight is not None and not in_flight.task.done():
-            self._cancelled_at[in_flight.task] = time.perf_counter()
-            in_flight.task.cancel()
+        if in_flight is None or in_flight.task is None or in_flight.task.done():
+            return
+        if stale and in_flight.stream is not None:
+            self.stats.stale_aborted += 1
+        self._cancelled_at[in_flight.task] = time.perf_counter()
+        in_flight.task.cancel()
 
     def _note_arrival(self, uri: str, now: float) -> None:
         self._arrivals.setdefault(uri, collections.deque(maxlen=9)).append(now)
 
     # -- the model -------------------------------------------------------------------------
 
-    async def _generate(self, context: CompletionContext) -> str | None:
+    async def _prepare(self) -> PromptStyle | None:
+        """Load the completion model and learn its prompt style; log the choice once."""
+        try:
+            detected = await self._models.completion_style()
+        except ModelError as exc:
+            self._report(exc)
+            return None
+        settings = self._settings()
+        style = chosen_style(detected, settings.completion_prompt, settings.fim_template)
+        log.info("inline completions: %s prompt (%s)", style.style, style.reason)
+        return style
+
+    async def _style(self) -> PromptStyle | None:
+        if self._preparing is None or (self._preparing.done() and self._preparing.result() is None):
+            self._preparing = self._start_task(self._prepare(), name="prepare the model")
+        style = await asyncio.shield(self._preparing)
+        if style is None:
+            return None
+        settings = self._settings()  # settings may have changed since
+        return chosen_style(style, settings.completion_prompt, settings.fim_template)
+
+    def _begin(self, document: Document, offset: int, invoked: bool, delay: float) -> _InFlight:
+        """Start this spot's work: wait `delay` for the pause, then generate."""
+        self._cancel_in_flight(document.uri)
+        text = document.text
+        in_flight = _InFlight(text[:offset], text[offset:])
+        in_flight.waited_until = time.perf_counter() + delay
+        work = self._wait_then_generate(document, offset, invoked, delay, in_flight)
+        in_flight.task = asyncio.ensure_future(work)
+        self._in_flight[document.uri] = in_flight
+        in_flight.task.add_done_callback(lambda task: self._drop_in_flight(document.uri, task))
+        return in_flight
+
+    async def _wait_then_generate(
+        self, document: Document, offset: int, invoked: bool, delay: float, in_flight: _InFlight
+    ) -> str | None:
+        if delay > 0:
+            _ = document.tree  # bring the syntax tree up to date while waiting anyway
+            await asyncio.sleep(delay)
+        request = await self._request(document, offset, invoked)
+        if request is None:
+            return None
+        context, chat_request = request
+        suggestion = await self._generate(context, chat_request, in_flight)
+        if suggestion:  # an editor that asks later (Neovim) finds it in the cache
+            self.cache.put(_key(document.uri, in_flight.before, in_flight.after), suggestion)
+        return suggestion
+
+    async def _request(
+        self, document: Document, offset: int, invoked: bool = False, full: bool = False
+    ) -> tuple[CompletionContext, ChatRequest] | None:
+        """The context and model request for a suggestion at `offset`, or None (no
+        suggestion wanted there, or no usable prompt style)."""
+        style = await self._style()
+        if style is None:
+            return None
+        settings = self._settings()
+        if style.style == "fim" and fim_template_problem(style.fim_template or ""):
+            problem = fim_template_problem(style.fim_template or "")
+            self._report(ModelError(f"fim_template {style.fim_template!r}: {problem}"))
+            return None
+        tokens = self._context_tokens(document, offset, full)
+        context = gather(
+            document,
+            offset,
+            [other for other in self._open_documents() if other.uri != document.uri],
+            tokens,
+            invoked=invoked,
+            root_uri=self._root_uri(),
+            reserved_chars=reserved_chars(style),
+        )
+        if context.mode == "none":
+            return None
+        request = completion_request(
+            context, style, settings.completion_max_tokens, settings.completion_model
+        )
+        return context, request
+
+    def _context_tokens(self, document: Document, offset: int, full: bool) -> int:
+        """The prompt's budget: the setting's, or at a cold spot what the backend
+        evaluates in about COLD_SPOT_SECONDS."""
+        wanted = self._settings().completion_context_tokens
+        warm = self._warm.get(document.uri)
+        if full or (warm is not None and warm[0] == _band(document, offset)):
+            return wanted if full or warm is None else max(warm[1], MIN_CONTEXT_TOKENS)
+        speed = self._models.completion_speed()
+        if speed is None or not speed.prompt_tps:
+            return wanted
+        return max(MIN_CONTEXT_TOKENS, min(wanted, int(speed.prompt_tps * COLD_SPOT_SECONDS)))
+
+    async def _generate(
+        self, context: CompletionContext, request: ChatRequest, in_flight: _InFlight
+    ) -> str | None:
         """Ask the model; return the cleaned suggestion ("" or None: nothing to show)."""
         settings = self._settings()
-        problem = settings.fim_template and fim_template_problem(settings.fim_template)
-        if problem:
-            self._report(ModelError(f"fim_template {settings.fim_template!r}: {problem}"))
-            return None
         self.stats.model_requests += 1
-        request = self._request(context, settings)
-        stream = SuggestionStream(context)
+        stream = in_flight.stream = SuggestionStream(context)
         started = time.perf_counter()
-        budget = settings.completion_time_budget_ms / 1000
-        chunks = self._stream_model(request)
+        cap = settings.completion_time_budget_ms / 1000
+        chunks = self._models.stream(request)
+        loop = asyncio.get_running_loop()
+        first_output: float | None = None
         try:
-            # The budget runs from the model's first output: it bounds the writing,
-            # not the prompt evaluation, which the KV cache makes short once warm
-            # (and a newer keystroke cancels anyway).
-            async with asyncio.timeout(None) as deadline:
-                async for delta in chunks:
-                    if deadline.when() is None:
-                        deadline.reschedule(asyncio.get_running_loop().time() + budget)
-                    # Reasoning never becomes ghost text, whatever the server sends.
-                    if delta.content and not stream.feed(delta.content):
-                        break  # complete: stop the model now
-        except TimeoutError:
-            log.debug("completion: the time budget of %d ms ran out", budget * 1000)
+            async for delta in chunks:
+                # Reasoning never becomes ghost text, whatever the server sends.
+                if delta.content and not stream.feed(delta.content):
+                    break  # complete: stop the model now
+                now = loop.time()
+                if first_output is None and delta.content:
+                    first_output = now
+                # The cap bounds the writing, not the prompt's evaluation (which a
+                # keystroke cancels, and the KV cache makes short once warm).
+                if first_output is not None and now - first_output > cap:
+                    line_done = "\n" in stream.text
+                    if line_done or now - first_output > cap * HARD_CAP_FACTOR:
+                        log.debug("completion: the %d ms time cap ended it", cap * 1000)
+                        break
         except ModelError as exc:
             self._report(exc)
             return None
@@ -346,32 +474,10 @@ class InlineEngine:
                 self.stats.cancel_ms.append((time.perf_counter() - cancelled_at) * 1e3)
         self.stats.model_ms.append((time.perf_counter() - started) * 1e3)
         self._last_error = None
-        return stream.text  # cleaned as it streamed (cleaning twice would re-indent twice)
-
-    def _request(self, context: CompletionContext, settings: Settings) -> ChatRequest:
-        max_tokens = settings.completion_max_tokens
-        if context.mode == "single_line":
-            max_tokens = min(max_tokens, SINGLE_LINE_MAX_TOKENS)
-        common = dict(
-            max_tokens=max_tokens,
-            reasoning="off",
-            temperature=0.2,  # a suggestion should be the likely code, not a creative one
-            top_p=0.95,
-            slot="completion",
-            stop=("\n",) if context.mode == "single_line" else (),
-        )
-        if settings.fim_template:
-            return ChatRequest(
-                messages=(),
-                raw=render_fim(context, settings.fim_template),
-                model=settings.completion_model,
-                **common,
-            )
-        return ChatRequest(
-            messages=[Message("user", render_chat_prompt(context))],
-            model=settings.completion_model,
-            **common,
-        )
+        text = stream.text  # cleaned as it streamed (cleaning twice would re-indent twice)
+        if first_output is not None and "\n" in text and loop.time() - first_output > cap:
+            text = text.split("\n", 1)[0]  # over the cap: the first complete line only
+        return text
 
     def _report(self, error: ModelError) -> None:
         """A model failure, logged once until it changes or the model works again."""
@@ -380,11 +486,64 @@ class InlineEngine:
             log.warning("inline completion: %s", message)
             self._last_error = message
 
-    # -- speculative next suggestion -------------------------------------------------------
+    # -- ahead of the pause ----------------------------------------------------------------
+
+    def _maybe_prefill(self, document: Document, offset: int) -> None:
+        """At a spot whose prompt is not in the model's cache, evaluate it now, with
+        no generation: by the pause only the last few tokens are left."""
+        uri, band = document.uri, _band(document, offset)
+        if self._warm.get(uri, (None,))[0] == band or self._models.completion_speed() is None:
+            return
+        tokens = self._context_tokens(document, offset, full=False)
+        self._warm[uri] = (band, tokens)
+        self._prefill(document, offset, tokens)
+
+    def _prefill(self, document: Document, offset: int, tokens: int) -> None:
+        uri = document.uri
+        previous = self._prefilling.pop(uri, None)
+        if previous is not None:
+            previous.cancel()
+
+        async def prefill():
+            request = await self._request(document, offset, invoked=True, full=False)
+            if request is None:
+                return
+            self.stats.prefills += 1
+            await self._models.prefill(request[1])
+
+        task = self._start_task(prefill(), name=f"prefill {uri}")
+        self._prefilling[uri] = task
+        task.add_done_callback(
+            lambda done: (
+                self._prefilling.pop(uri, None) if self._prefilling.get(uri) is done else None
+            )
+        )
+
+    def _after_shown(self, document: Document, offset: int, suggestion: str) -> None:
+        """A suggestion shows: prepare what comes next in the background: the
+        suggestion after accepting this one; where the spot got less than the full
+        context, the full prompt prefilled, used from the next request on."""
+        uri, band = document.uri, _band(document, offset)
+        wanted = self._settings().completion_context_tokens
+        warm = self._warm.get(uri)
+        if warm is not None and warm[0] == band and warm[1] < wanted:
+            self._warm[uri] = (band, wanted)
+            self._prefill_full(document, offset)
+        self._speculate(document, offset, suggestion)
+
+    def _prefill_full(self, document: Document, offset: int) -> None:
+        async def prefill():
+            await asyncio.sleep(SPECULATE_AFTER)  # only once the user looks at it
+            request = await self._request(document, offset, invoked=True, full=True)
+            if request is not None:
+                self.stats.prefills += 1
+                await self._models.prefill(request[1])
+
+        self._start_task(prefill(), name=f"prefill the full context {document.uri}")
 
     def _speculate(self, document: Document, offset: int, suggestion: str) -> None:
         """Compute, in the background, the suggestion that follows accepting this one."""
-        if self._start_task is None or "\n" in suggestion.rstrip("\n"):
+        if "\n" in suggestion.rstrip("\n"):
             return  # a multi-line suggestion ends a thought: nothing to guess after it
         uri, text = document.uri, document.text
         accepted_before = text[:offset] + suggestion
@@ -393,31 +552,32 @@ class InlineEngine:
         if self.cache.get(key) is not None or uri in self._in_flight:
             return
         accepted = document.with_insertion(offset, suggestion)
+        in_flight = _InFlight(accepted_before, after, speculative=True)
 
         async def speculate():
             # Only once the user looks at the suggestion: a keystroke that does not
             # accept it cancels this task before it asks the model.
             await asyncio.sleep(SPECULATE_AFTER)
-            context = gather(
-                accepted,
-                offset + len(suggestion),
-                [other for other in self._open_documents() if other.uri != uri],
-                self._settings().completion_context_tokens,
-                root_uri=self._root_uri(),
-            )
-            if context.mode == "none":
+            request = await self._request(accepted, offset + len(suggestion))
+            if request is None:
                 return None
             self.stats.speculative += 1
-            result = await self._generate(context)
+            result = await self._generate(*request, in_flight)
             if result:
                 self.cache.put(key, result)
             return result
 
-        task = self._start_task(speculate(), name=f"speculative completion {uri}")
-        self._in_flight[uri] = _InFlight(accepted_before, after, task)
-        task.add_done_callback(lambda _: self._drop_in_flight(uri, task))
+        in_flight.waited_until = time.perf_counter() + SPECULATE_AFTER
+        in_flight.task = self._start_task(speculate(), name=f"speculative completion {uri}")
+        self._in_flight[uri] = in_flight
+        in_flight.task.add_done_callback(lambda task: self._drop_in_flight(uri, task))
 
     def _drop_in_flight(self, uri: str, task: asyncio.Task) -> None:
         current = self._in_flight.get(uri)
         if current is not None and current.task is task:
             del self._in_flight[uri]
+
+
+def _band(document: Document, offset: int) -> int:
+    """Which WINDOW_STEP-line band `offset` is in: the prompt's window moves per band."""
+    return (bisect_right(document.content.line_starts, offset) - 1) // WINDOW_STEP

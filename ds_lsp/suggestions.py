@@ -37,7 +37,9 @@ goes through these steps, each one streaming:
      unless it starts with a bracket (`}`, `) {`);
    - a line that repeats the next non-blank line after the cursor (outside any
      bracket the suggestion opened) ends the suggestion before it (Continue's
-     "stop at similar line"): the model has reached the code that follows.
+     "stop at similar line"): the model has reached the code that follows;
+   - a line that repeats a line of the prompt's comment header (`# Path: x.py`)
+     ends the suggestion before it: prompt furniture is never shown.
 6. At the end: trailing whitespace and blank lines go; in the middle of a line,
    a tail that copies the start of the text after the cursor goes: all of that
    text, when the answer ran to the line's end; or its start, when the answer was
@@ -61,6 +63,7 @@ import copy
 import re
 from collections.abc import Callable, Hashable
 
+from ds_lsp.completion_prompts import header_lines
 from ds_lsp.context.gather import CompletionContext
 from ds_lsp.reasoning import CLOSE_TAG, OPEN_TAG, SPECIAL_TOKENS, ReasoningSplitter
 
@@ -508,6 +511,7 @@ class _Lines:
         self._base = _columns(indentation)
         self._tabs = "\t" in indentation
         self._next = _next_line(context)
+        self._furniture = header_lines(context)  # the prompt's own comment header
         self._lexer = _Lexer(context.language)
         self._lexer.read(context.line_prefix)  # are we in a string or a comment?
         self._own: list[str] = []  # brackets the suggestion opened
@@ -604,7 +608,8 @@ class _Lines:
         """A line is complete: stop before it if it repeats the code after the cursor."""
         line = self.lines[-1].strip()
         later = len(self.lines) > 1 or self._blank
-        if later and line and line == self._next and self._depth_at_line_start == 0:
+        repeats = later and line == self._next and self._depth_at_line_start == 0
+        if line and (repeats or (later and line in self._furniture)):
             self.lines[-1] = ""
             self.done = True
 

@@ -130,6 +130,11 @@ class FakeOpenAIServer:
         self.endpoints: list[str] = []  # the endpoint of each: "chat" or "completions"
         self.headers: list[dict[str, str]] = []  # their headers, Authorization left out
         self.auth_headers: list[str | None] = []  # their Authorization headers
+        # Prefills (`n_predict: 0`, as llama-server takes them): recorded here, answered
+        # with an empty completion at once, never from the scripted replies.
+        self.prefills: list[dict] = []
+        # What GET /props answers, as llama-server does; None: 404, as other servers.
+        self.props: dict | None = None
         self._replies: collections.deque[Reply] = collections.deque()
         self._served: list[Served] = []
         self._lock = threading.Lock()
@@ -157,6 +162,8 @@ class FakeOpenAIServer:
             self.endpoints.clear()
             self.headers.clear()
             self.auth_headers.clear()
+            self.prefills.clear()
+            self.props = None
             self._served.clear()
             self.models = list(DEFAULT_MODELS)
 
@@ -215,6 +222,7 @@ class FakeOpenAIServer:
         app.router.add_post("/v1/chat/completions", self._chat_completions)
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_get("/v1/models", self._list_models)
+        app.router.add_get("/props", self._props)
         # handler_cancellation: a client that goes away cancels its handler at once,
         # which is how the server notices (and times) a disconnect.
         self._runner = web.AppRunner(app, shutdown_timeout=0.5, handler_cancellation=True)
@@ -233,6 +241,11 @@ class FakeOpenAIServer:
         ]
         return web.json_response({"object": "list", "data": data})
 
+    async def _props(self, request: web.Request) -> web.Response:
+        if self.props is None:
+            raise web.HTTPNotFound()
+        return web.json_response(self.props)
+
     async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
         return await self._answer(request, "chat")
 
@@ -241,6 +254,12 @@ class FakeOpenAIServer:
 
     async def _answer(self, request: web.Request, endpoint: str) -> web.StreamResponse:
         body = await request.json()
+        if body.get("n_predict") == 0:
+            with self._lock:
+                self.prefills.append(body)
+            empty = Reply(content="", format="none")
+            whole = _text_completion if endpoint == "completions" else _completion
+            return web.json_response(whole(empty, body.get("model", "")))
         with self._arrived:
             reply = self._replies.popleft() if self._replies else self.default_reply
             self.requests.append(body)

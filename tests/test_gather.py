@@ -7,16 +7,20 @@ import random
 import pytest
 from lsprotocol.types import Position, Range, TextDocumentContentChangePartial
 
-from ds_lsp.context.gather import (
-    CHARS_PER_TOKEN,
+from ds_lsp.completion_prompts import (
     CURSOR,
     FIM_PRESETS,
+    PromptStyle,
+    render_chat_prompt,
+    render_fim,
+    reserved_chars,
+)
+from ds_lsp.context.gather import (
+    CHARS_PER_TOKEN,
     WINDOW_STEP,
     CompletionContext,
     completion_mode,
     gather,
-    render_chat_prompt,
-    render_fim,
 )
 from ds_lsp.documents import Document, DocumentStore
 
@@ -34,9 +38,13 @@ def open_at(
     return document, offset
 
 
+# Room for the longest prompt's own text (the chat prompt's), as the engine leaves it.
+RESERVED = reserved_chars(PromptStyle("chat"))
+
+
 def context_at(text: str, language_id: str, others=(), budget: int = 1536, **kwargs):
     document, offset = open_at(text, language_id)
-    return gather(document, offset, others, budget, **kwargs)
+    return gather(document, offset, others, budget, reserved_chars=RESERVED, **kwargs)
 
 
 def mode_at(text: str, language_id: str, invoked: bool = False) -> str:
@@ -412,7 +420,7 @@ def test_a_big_file_fits_the_budget_in_whole_lines_with_the_cursor_line_intact()
     offset = sum(len(line) for line in lines[:row]) + len("        for item in ra")
     document = DocumentStore().open("file:///w/big.py", "python", 1, text)
     budget = 1536
-    context = gather(document, offset, [], budget)
+    context = gather(document, offset, [], budget, reserved_chars=RESERVED)
 
     limit = budget * CHARS_PER_TOKEN
     assert len(render_chat_prompt(context)) <= limit

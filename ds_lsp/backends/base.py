@@ -112,6 +112,29 @@ class Backend(Protocol):
 
 
 @dataclass
+class Speed:
+    """A backend's measured speed in tokens a second, smoothed over its requests:
+    what sizes the inline-completion context (a cold spot should cost about 1 s)."""
+
+    prompt_tps: float | None = None
+    generation_tps: float | None = None
+
+    # Weight of the newest measurement: follows a change of load within a few requests.
+    SMOOTHING = 0.3
+
+    def note_prompt(self, tokens: int, seconds: float) -> None:
+        if tokens >= 16 and seconds > 0:  # a few cached-prefix tokens say nothing
+            self.prompt_tps = self._smoothed(self.prompt_tps, tokens / seconds)
+
+    def note_generation(self, tokens: int, seconds: float) -> None:
+        if tokens >= 4 and seconds > 0:
+            self.generation_tps = self._smoothed(self.generation_tps, tokens / seconds)
+
+    def _smoothed(self, old: float | None, new: float) -> float:
+        return new if old is None else old + self.SMOOTHING * (new - old)
+
+
+@dataclass
 class Generation:
     """A whole stream, collected."""
 

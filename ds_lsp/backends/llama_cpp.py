@@ -29,6 +29,7 @@ import codecs
 import ctypes
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,7 +39,9 @@ import llama_cpp
 import numpy as np
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from ds_lsp.backends.base import ChatRequest, Delta, FinishReason, ModelError, RawPrompt
+from ds_lsp.backends.base import ChatRequest, Delta, FinishReason, ModelError, RawPrompt, Speed
+from ds_lsp.completion_prompts import PromptStyle
+from ds_lsp.prompt_style import style_from_gguf
 from ds_lsp.reasoning import ReasoningSplitter, partial_suffix_length
 
 log = logging.getLogger(__name__)
@@ -174,6 +177,8 @@ class LlamaCppBackend:
         self.reasoning_setting = reasoning
         self.reasons: bool | None = None  # decided when the model loads
         self.last_usage = Usage()
+        self.speed = Speed()  # measured as it runs; sizes the inline-completion context
+        self._prompt_style: PromptStyle | None = None  # known once the model loads
         # Per slot: prompt tokens asked for, and how many of them llama.cpp evaluated.
         self._prompt_totals: dict[str, list[int]] = {}
         self._chat_template = chat_template
@@ -197,6 +202,24 @@ class LlamaCppBackend:
             f"loaded {self.model_path.name} ({arch}, context {llm.n_ctx()} tokens, "
             f"{llm.n_threads} threads, {self.n_gpu_layers} GPU layers; {reasons})"
         )
+
+    async def prompt_style(self) -> PromptStyle:
+        """The inline-completion prompt that fits this GGUF (see prompt_style.py)."""
+        await self.load()
+        assert self._prompt_style is not None
+        return self._prompt_style
+
+    async def prefill(self, request: ChatRequest) -> None:
+        """Evaluate `request`'s prompt into the slot's KV cache and generate nothing, so
+        the request that follows it starts from a warm cache. Cancellable mid-way."""
+        slot = self._slots[request.slot]
+        stop = threading.Event()
+        slot.running.add(stop)
+        try:
+            await self._in_worker(request.slot, lambda: self._prefill(slot, request, stop))
+        finally:
+            stop.set()  # cancelled: the abort callback stops the evaluation
+            slot.running.discard(stop)
 
     async def render_prompt(self, request: ChatRequest) -> str:
         """The prompt text the model sees for `request` (chat template + forced start; a raw
@@ -344,6 +367,40 @@ class LlamaCppBackend:
             self.reasons = self.reasoning_setting == "on"
         # [BOS] when the vocabulary wants one in front of every prompt, else [].
         self._bos_tokens = llm.tokenize(b"", add_bos=True, special=True)
+        own_template = self._chat_template or llm.metadata.get("tokenizer.chat_template")
+        self._prompt_style = style_from_gguf(
+            own_template,
+            lambda text: len(llm.tokenize(text.encode(), add_bos=False, special=True)) == 1,
+        )
+        log.info(
+            "%s: inline completions fit a %s prompt (%s)",
+            self.model_path.name,
+            self._prompt_style.style,
+            self._prompt_style.reason,
+        )
+
+    def _prefill(self, slot: _Slot, request: ChatRequest, stop: threading.Event) -> None:
+        if stop.is_set():
+            return
+        slot.current = stop
+        try:
+            llm = self._load(slot)
+            prompt = self._tokenize_prompt(slot, request)
+            cached = _cached_prefix(llm, prompt)
+            if len(prompt) >= llm.n_ctx() or cached >= len(prompt) - 1:
+                return
+            started = time.perf_counter()
+            # generate() evaluates the prompt (after the cached prefix) before it
+            # samples the first token; that token is never fed back.
+            tokens = llm.generate(prompt, temp=0.0)
+            next(tokens)
+            tokens.close()
+            self.speed.note_prompt(len(prompt) - cached, time.perf_counter() - started)
+        except Exception as exc:  # noqa: BLE001 - a prefill only warms a cache
+            if not stop.is_set():
+                log.debug("prefill failed: %s", exc)
+        finally:
+            slot.current = None
 
     def _free(self, slot: _Slot) -> None:
         if slot.llm is not None:
@@ -561,7 +618,16 @@ class _Generation:
             cached = min(_cached_prefix(llm, prompt), len(prompt) - 1)
             self.usage.prompt_tokens_evaluated = len(prompt) - cached
         new_tokens = 0
+        started = time.perf_counter()
+        first_token_at: float | None = None
         for token in llm.generate(prompt, temp=request.temperature, top_p=request.top_p):
+            if first_token_at is None:
+                first_token_at = time.perf_counter()
+                if measure_prompt:
+                    speed = self.backend.speed
+                    speed.note_prompt(self.usage.prompt_tokens_evaluated, first_token_at - started)
+            elif new_tokens % 16 == 0:
+                self.backend.speed.note_generation(new_tokens, time.perf_counter() - first_token_at)
             if self.cancelled():
                 return FinishReason.CANCELLED, ""
             if llama_cpp.llama_vocab_is_eog(vocab, token):

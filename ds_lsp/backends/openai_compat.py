@@ -61,8 +61,10 @@ from urllib.parse import urlsplit
 
 import openai
 
-from ds_lsp.backends.base import ChatRequest, Delta, FinishReason, ModelError
+from ds_lsp.backends.base import ChatRequest, Delta, FinishReason, ModelError, Speed
 from ds_lsp.backends.r1_format import r1_raw_prompt
+from ds_lsp.completion_prompts import PromptStyle
+from ds_lsp.prompt_style import style_from_server
 from ds_lsp.reasoning import OPEN_TAG, ReasoningSplitter, split_reasoning
 from ds_lsp.redact import redact_text, redact_url
 
@@ -83,6 +85,9 @@ _RAW_R1_PRESETS = frozenset({"llamacpp", "vllm", "sglang", "lmstudio"})
 # field it goes in (vLLM: SamplingParams.thinking_token_budget; SGLang:
 # thinking_budget). Elsewhere the budget is counted here, from the text.
 _BUDGET_FIELDS = {"vllm": "thinking_token_budget", "sglang": "thinking_budget"}
+# Servers that may be llama.cpp's: they have /props, and prefill with `n_predict: 0`.
+_LLAMA_SERVER_PRESETS = frozenset({"llamacpp", None})
+_PROPS_TIMEOUT = 3.0
 
 
 @dataclass(frozen=True)
@@ -167,6 +172,8 @@ class OpenAIBackend:
         self.preset = preset if preset in PRESETS else preset_for_url(self.base_url)
         self.name = f"openai ({self.shown_url}, {model})"
         self._has_key = bool(api_key)
+        self.speed = Speed()  # from llama-server's timings, where it sends them
+        self._prompt_style: PromptStyle | None = None
         # Hidden wherever a server echoes them back into an error we pass on.
         self._secrets = [secret for secret in (api_key, _url_password(self.base_url)) if secret]
         # No automatic retries: a user waiting on an edit wants the error now.
@@ -199,6 +206,55 @@ class OpenAIBackend:
             f"{self.shown_url} answers, but {self.model} is not among the models it lists "
             f"({shown}){hint}"
         )
+
+    async def prompt_style(self) -> PromptStyle:
+        """The inline-completion prompt that fits the served model: llama-server's /props
+        tells its chat template; other servers, the model's name."""
+        if self._prompt_style is None:
+            template = await self._props_chat_template()
+            self._prompt_style = style_from_server(self.model, template, self.preset)
+            log.info(
+                "%s: inline completions fit a %s prompt (%s)",
+                self.model,
+                self._prompt_style.style,
+                self._prompt_style.reason,
+            )
+        return self._prompt_style
+
+    async def _props_chat_template(self) -> str | None:
+        """llama-server's chat template from /props ("" for none); None where the server
+        has no /props (not llama.cpp) or does not answer."""
+        if self.preset not in _LLAMA_SERVER_PRESETS:
+            return None
+        root = self.base_url.removesuffix("/v1")
+        try:  # the same server, through the same client (its key, its proxy settings)
+            props = await self._client.get(
+                f"{root}/props", cast_to=object, options={"timeout": _PROPS_TIMEOUT}
+            )
+        except (openai.OpenAIError, ValueError):
+            return None
+        if not isinstance(props, dict) or "chat_template" not in props:
+            return None
+        template = props.get("chat_template")
+        return template if isinstance(template, str) else ""
+
+    async def prefill(self, request: ChatRequest) -> None:
+        """llama-server: evaluate the prompt into its cache with `n_predict: 0` (as
+        llama.vim does), so the request that follows starts warm. Other servers: nothing."""
+        if self.preset not in _LLAMA_SERVER_PRESETS:
+            return
+        endpoint, arguments = self._arguments(request)
+        arguments = {key: value for key, value in arguments.items() if key != "max_tokens"}
+        arguments.update(stream=False, extra_body={"n_predict": 0, "cache_prompt": True})
+        create = (
+            self._client.completions.create
+            if endpoint == "completions"
+            else self._client.chat.completions.create
+        )
+        try:
+            await create(**arguments)
+        except openai.OpenAIError as exc:  # a prefill only warms a cache
+            log.debug("prefill: %s", self._redact(str(exc)))
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Delta]:
         if request.cancel is not None and request.cancel.is_set():
@@ -266,6 +322,7 @@ class OpenAIBackend:
                     f"the stream from {self.shown_url} ended before the model finished "
                     "(no finish_reason); the server may have stopped or crashed, see its log"
                 )
+            self._note_timings(chunk)
             choice = chunk.choices[0] if chunk.choices else None
             if choice is None:
                 continue  # a usage chunk
@@ -291,6 +348,19 @@ class OpenAIBackend:
                     detail=f"the reasoning budget of {budget} tokens ran out before the answer",
                 )
                 return
+
+    def _note_timings(self, chunk) -> None:
+        """llama-server sends its prompt and generation timings with the last chunk."""
+        timings = (getattr(chunk, "model_extra", None) or {}).get("timings")
+        if not isinstance(timings, dict):
+            return
+        try:
+            self.speed.note_prompt(int(timings["prompt_n"]), float(timings["prompt_ms"]) / 1e3)
+            self.speed.note_generation(
+                int(timings["predicted_n"]), float(timings["predicted_ms"]) / 1e3
+            )
+        except (KeyError, TypeError, ValueError):
+            pass  # another server's idea of timings
 
     def _arguments(self, request: ChatRequest) -> tuple[str, dict]:
         """The endpoint ("chat" or "completions") and what to send it."""

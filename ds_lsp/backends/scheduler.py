@@ -24,7 +24,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 from ds_lsp.backends import make_backend
-from ds_lsp.backends.base import Backend, ChatRequest, Delta
+from ds_lsp.backends.base import Backend, ChatRequest, Delta, Speed
+from ds_lsp.completion_prompts import PromptStyle
 from ds_lsp.config import Settings
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,28 @@ class ModelScheduler:
         backend = await self.backend(self._role(request))
         async for delta in backend.stream(request):
             yield delta
+
+    async def prefill(self, request: ChatRequest) -> None:
+        """Evaluate `request`'s prompt into the model's cache, generating nothing, where
+        the backend can (in process; llama-server). Elsewhere nothing happens."""
+        backend = await self.backend(self._role(request))
+        prefill = getattr(backend, "prefill", None)
+        if prefill is not None:
+            await prefill(request)
+
+    async def completion_style(self) -> PromptStyle:
+        """The inline-completion prompt style that fits the completion model, loading
+        it (and its completion slot) now: before the first pause, not at it."""
+        backend = await self.backend(self._role(_COMPLETION))
+        load = getattr(backend, "load", None)
+        if load is not None:
+            await load("completion")
+        return await backend.prompt_style()
+
+    def completion_speed(self) -> Speed | None:
+        """The completion model's measured speed; None before it is built."""
+        backend = self._backends.get(self._role(_COMPLETION))
+        return getattr(backend, "speed", None)
 
     def update(self, settings: Settings) -> None:
         """New settings. Rebuilds backends, in the background, only where needed."""
@@ -144,6 +167,9 @@ class ModelScheduler:
         log.info("model ready: %s", new.name)
         if old is not None:
             await old.aclose()
+
+
+_COMPLETION = ChatRequest(messages=(), slot="completion")
 
 
 def _settings_for(role: str, settings: Settings) -> Settings | None:

@@ -24,15 +24,13 @@ import weakref
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cached_property
 from pathlib import PurePosixPath
 from typing import Literal
 from urllib.parse import unquote, urlparse
 
 import tree_sitter
 
-from ds_lsp import prompts
-from ds_lsp.backends.base import RawPrompt
 from ds_lsp.documents import Document
 
 Mode = Literal["none", "single_line", "multi_line"]
@@ -41,7 +39,6 @@ CHARS_PER_TOKEN = 3.5  # a fair average for code with the usual BPE vocabularies
 # The prefix window starts on a multiple of this many lines: moving it re-evaluates
 # the whole prefix, so it moves once per WINDOW_STEP lines typed, not on every line.
 WINDOW_STEP = 16
-CURSOR = "<CURSOR>"
 
 # Shares of the budget the extra context may take at most, so the code around the
 # cursor always gets most of it.
@@ -55,13 +52,6 @@ _NEAR_BEFORE = 64
 _NEAR_AFTER = 32
 _SIGNATURE_MAX_LINES = 6
 _SIGNATURE_MAX_CHARS = 400
-
-FIM_PRESETS: dict[str, str] = {
-    "qwen2.5-coder": "<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>",
-    "deepseek-coder": "<｜fim▁begin｜>{prefix}<｜fim▁hole｜>{suffix}<｜fim▁end｜>",
-    "codellama": "<PRE> {prefix} <SUF>{suffix} <MID>",
-    "starcoder": "<fim_prefix>{prefix}<fim_suffix>{suffix}<fim_middle>",
-}
 
 
 @dataclass(frozen=True)
@@ -289,11 +279,21 @@ def _mode(cursor: _Cursor, invoked: bool) -> Mode:
         return "single_line" if invoked else "none"
     if cursor.line_suffix.strip():
         return "single_line"
+    # Several lines only where the code below does not already go on at the cursor's
+    # depth (as Copilot and llama.vim do): an empty body, the end of a block, the end
+    # of the file. Elsewhere a suggestion of many lines would rewrite the code below.
+    below = cursor.next_line_indent()
     if _opens_block(cursor.line_prefix, cursor.language):
-        return "multi_line"
+        depth = _width(_INDENT.match(cursor.line_prefix).group())
+        return "multi_line" if below is None or below <= depth else "single_line"
     if not cursor.line_prefix.strip() and cursor.in_body():
-        return "multi_line"
+        depth = _width(cursor.line_prefix)
+        return "multi_line" if below is None or below < depth else "single_line"
     return "single_line"
+
+
+def _width(indentation: str) -> int:
+    return len(indentation.expandtabs(4))
 
 
 def _opens_block(line: str, language: str | None) -> bool:
@@ -313,18 +313,20 @@ def gather(
     budget_tokens: int,
     invoked: bool = False,
     root_uri: str | None = None,
+    reserved_chars: int = 0,
 ) -> CompletionContext:
     """The context for a completion at `offset` (code points into document.text).
 
     `others` are the other open documents (for related signatures); `root_uri` the
-    workspace folder, for the file name. The rendered prompt stays within about
-    `budget_tokens` tokens.
+    workspace folder, for the file name. The context takes about `budget_tokens`
+    tokens, less `reserved_chars` characters the prompt's own text needs
+    (completion_prompts.reserved_chars).
     """
     cursor = _Cursor(document, offset)
     mode = _mode(cursor, invoked)
     budget = max(0, int(budget_tokens * CHARS_PER_TOKEN))
     file_name = _file_name(document.uri, root_uri)
-    code_budget = budget - _prompt_overhead() - len(file_name)
+    code_budget = budget - reserved_chars - len(file_name)
 
     imports = _fit_lines(_imports(cursor), int(budget * _IMPORTS_SHARE))
     related = _related(cursor, others, int(budget * _RELATED_SHARE))
@@ -460,6 +462,16 @@ class _Cursor:
             return True
         blank = not self.line_prefix.strip()
         return blank and len(self.line_prefix) > len(_line_indent(self.source, node.start_byte))
+
+    def next_line_indent(self) -> int | None:
+        """The indentation width of the next non-blank line after the cursor line, or
+        None at the end of the file."""
+        content = self.document.content
+        for row in range(self.row + 1, min(content.line_count, self.row + 200)):
+            line = content.line(row)
+            if line.strip():
+                return _width(_INDENT.match(line).group())
+        return None
 
     def scopes(self) -> list[str]:
         return [_signature(node, self.source) for node in self.scope_nodes]
@@ -778,114 +790,6 @@ def _file_name(uri: str, root_uri: str | None) -> str:
 def _uri_path(uri: str) -> str:
     parsed = urlparse(uri)
     return unquote(parsed.path) if parsed.scheme else uri
-
-
-# ---------------------------------------------------------------- prompts
-
-
-def render_chat_prompt(context: CompletionContext) -> str:
-    """The user message asking a chat model (an R1 distill, reasoning off) for the
-    code at the cursor. The text before the cursor comes last, so a keystroke only
-    changes the end of the prompt."""
-    return prompts.render(
-        "complete",
-        file_name=context.file_name,
-        language=context.language or "",
-        context=_chat_sections(context),
-        suffix=context.suffix.rstrip("\r\n"),
-        prefix=context.prefix,
-        cursor=CURSOR,
-        task=_TASKS[context.mode],
-    )
-
-
-_TASKS: dict[str, str] = {
-    "single_line": "Complete only the rest of the cursor's line.",
-    "multi_line": "Complete the block that starts at the cursor, a few lines at most.",
-    "none": "Complete only the rest of the cursor's line.",
-}
-
-
-def _chat_sections(context: CompletionContext) -> str:
-    fence = context.language or ""
-    sections = []
-    for title, body in (
-        ("Imports of this file", _not_in(context.imports, context.prefix)),
-        ("Signatures from other open files", context.related),
-        ("The cursor is inside", _not_in(context.scope, context.prefix)),
-    ):
-        if body:
-            sections.append(f"{title}:\n```{fence}\n{body}\n```\n\n")
-    return "".join(sections)
-
-
-def _not_in(lines: str, prefix: str) -> str:
-    """The lines not already shown whole in the prefix (a small file shows its imports).
-    The cursor line is not looked at: what is typed there must not change the start."""
-    if not lines:
-        return ""
-    shown = "\n" + prefix[: prefix.rfind("\n") + 1].replace("\r\n", "\n")
-    return "\n".join(line for line in lines.split("\n") if f"\n{line}\n" not in shown)
-
-
-@cache
-def _prompt_overhead() -> int:
-    """Characters the chat prompt adds around the code (instructions, section titles,
-    fences), so the code's budget leaves room for them. Measured with every section
-    and the longest task; the FIM header and markers take less."""
-    filled = CompletionContext("", "typescript", "", "", "", "", "s", "i", "r", "multi_line", "")
-    return len(render_chat_prompt(filled))
-
-
-def fim_template_problem(template: str) -> str | None:
-    """Why `template` is not a usable FIM template, or None: a preset name, or a
-    template with {prefix} and {suffix} once each."""
-    if template in FIM_PRESETS:
-        return None
-    if template.count("{prefix}") != 1 or template.count("{suffix}") != 1:
-        presets = ", ".join(FIM_PRESETS)
-        return (
-            f"a FIM template is one of {presets}, or text with {{prefix}} and {{suffix}} once each"
-        )
-    return None
-
-
-def render_fim(context: CompletionContext, template: str) -> RawPrompt:
-    """A fill-in-the-middle prompt: a preset's name or a custom template with {prefix}
-    and {suffix}. The template's text is the format's markers; the user's code goes in
-    as text pieces, after a comment header with the file's path, its imports and the
-    related signatures the prefix does not show. ValueError for a bad template."""
-    problem = fim_template_problem(template)
-    if problem:
-        raise ValueError(problem)
-    pattern = FIM_PRESETS.get(template, template)
-    prefix = _fim_header(context) + context.prefix
-    pieces: list[tuple[str, bool]] = []
-    for part in re.split(r"(\{prefix\}|\{suffix\})", pattern):
-        if part == "{prefix}":
-            piece = (prefix, False)
-        elif part == "{suffix}":
-            piece = (context.suffix, False)
-        else:
-            piece = (part, True)
-        if piece[0]:
-            pieces.append(piece)
-    return RawPrompt(tuple(pieces))
-
-
-def _fim_header(context: CompletionContext) -> str:
-    if context.language is None:
-        return ""  # plain text: no comment syntax to hide the header in
-    comment = _LINE_COMMENTS.get(context.language, "//")
-    lines = [f"Path: {context.file_name}"]
-    for part in (
-        _not_in(context.imports, context.prefix),
-        context.related,
-        _not_in(context.scope, context.prefix),
-    ):
-        if part:
-            lines.extend(part.split("\n"))
-    return "".join(f"{comment} {line}".rstrip() + "\n" for line in lines)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ inline completion (Neovim 0.11, older LSP4IJ) or when `completion_fallback` is
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 
@@ -33,7 +32,7 @@ _TIMINGS_KEPT = 5000
 def setup(server) -> None:
     server.inline_timings = {}
     server.inline = InlineEngine(
-        stream_model=server.models.stream,
+        models=server.models,
         settings=lambda: server.settings,
         open_documents=server.documents.values,
         start_task=server.tasks.start,
@@ -58,7 +57,7 @@ def setup(server) -> None:
     @server.command(STATS_COMMAND)
     def inline_stats(ls, *args) -> dict:
         """What the engine did so far, and how long each answered request took."""
-        stats = dataclasses.asdict(ls.inline.stats)
+        stats = ls.inline.stats.as_dict()
         usage = getattr(ls.models.current, "usage_totals", None)
         if usage is not None:
             stats["prompt_reuse"] = usage()

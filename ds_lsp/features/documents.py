@@ -26,6 +26,7 @@ def setup(server) -> None:
     def did_open(ls, params: types.DidOpenTextDocumentParams) -> None:
         item = params.text_document
         ls.documents.open(item.uri, item.language_id, item.version, item.text)
+        ls.inline.note_open(ls.documents.get(item.uri))  # the model gets ready now
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls, params: types.DidChangeTextDocumentParams) -> None:
@@ -38,6 +39,8 @@ def setup(server) -> None:
             return
         if ls.notes.tracks(document.uri):  # a keystroke elsewhere costs nothing more
             ls.notes.changed(document.uri, _line_changes(params.content_changes), changed.text)
+        # Ghost text starts here, at the end of the typed text, not at the request.
+        ls.inline.note_change(changed, typed_end(changed, params.content_changes))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls, params: types.DidCloseTextDocumentParams) -> None:
@@ -46,6 +49,15 @@ def setup(server) -> None:
         ls.notes.forget(params.text_document.uri)
 
     setup_inspect(server)
+
+
+def typed_end(document, changes) -> int | None:
+    """Where the cursor most likely is after a change: the end of the text the last
+    change put in (code points into the new text); None for a whole-text change."""
+    last = changes[-1] if changes else None
+    if not isinstance(last, types.TextDocumentContentChangePartial):
+        return None
+    return document.offset_at(last.range.start) + len(last.text)
 
 
 def _line_changes(changes) -> list[LineChange | None]:
