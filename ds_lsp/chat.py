@@ -29,20 +29,20 @@ document's line endings. Nothing the user wrote is changed, lost or duplicated.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import unquote, urlparse
+
+from pygls.uris import to_fs_path, uri_scheme
 
 from ds_lsp import prompts
 from ds_lsp.backends.base import Message
-from ds_lsp.context.gather import CHARS_PER_TOKEN
-from ds_lsp.editing import _FENCE, _leading_whitespace, _tag_language, newline_of, split_lines
+from ds_lsp.markdown import FencedBlock, block_at, fence_for
 from ds_lsp.reasoning import split_reasoning
+from ds_lsp.text import LINE_BREAK, estimate_tokens, lines_of, newline_of, normalize_breaks
 
 Role = Literal["user", "assistant"]
 
@@ -63,7 +63,6 @@ _REFERENCE = re.compile(
 _LINES_FRAGMENT = re.compile(r"L(?P<start>\d+)(?:-L?(?P<end>\d+))?")
 _LINES_SUFFIX = re.compile(r":(?P<start>\d+)(?:-(?P<end>\d+))?\Z")
 _CUT_OFF = re.compile(r"\*\(cut off\b.*\)\*[ \t]*\Z")
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 # Template markers and role names cost a few tokens per message.
 _MESSAGE_OVERHEAD = 4
@@ -86,15 +85,6 @@ class ChatTooLong(ChatError):
 
 
 # ---------------------------------------------------------------- parsing
-
-
-@dataclass(frozen=True)
-class FencedBlock:
-    language: str | None  # canonical language of its tag (`py` -> python); None untagged
-    code: str  # its lines, "\n" between them
-    start_line: int  # the opening fence's line
-    end_line: int  # the closing fence's line (the chat's last line when never closed)
-    closed: bool = True  # False: the fence runs to the end of the chat (a cut-off answer)
 
 
 @dataclass(frozen=True)
@@ -145,7 +135,7 @@ def parse_chat(text: str) -> Chat:
     parsed, so code actions work while an answer streams; `pending_question` judges
     whether it can be sent. A heading inside a fenced block is code, not a heading.
     """
-    lines = _lines(text)
+    lines = lines_of(text)
     headings: list[tuple[int, Role]] = []
     blocks: list[FencedBlock] = []
     for row, item in _scan(lines):
@@ -163,14 +153,6 @@ def parse_chat(text: str) -> Chat:
     return Chat(tuple(turns))
 
 
-def _lines(text: str) -> list[str]:
-    """The lines as LSP counts them: an empty last line after a final line break."""
-    lines = [line.rstrip("\r\n") for line in split_lines(text)]
-    if not text or text.endswith(("\n", "\r")):
-        lines.append("")
-    return lines
-
-
 def _scan(lines: list[str]) -> Iterator[tuple[int, Role | FencedBlock]]:
     """The headings (as their role) and fenced blocks, in order, with their lines."""
     row = 0
@@ -178,28 +160,10 @@ def _scan(lines: list[str]) -> Iterator[tuple[int, Role | FencedBlock]]:
         heading = _HEADING.fullmatch(lines[row])
         if heading:
             yield row, _ROLES[heading["name"]]
-        elif block := _block_at(lines, row):
+        elif block := block_at(lines, row):
             yield row, block
             row = block.end_line
         row += 1
-
-
-def _block_at(lines: list[str], row: int) -> FencedBlock | None:
-    """The fenced block opening on `row`, with the closing rule editing.py uses
-    (CommonMark's: the same character, at least as long, no tag)."""
-    opening = _FENCE.match(lines[row])
-    if not opening or (opening["fence"][0] == "`" and "`" in opening["info"]):
-        return None
-    fence = opening["fence"]
-    closing = re.compile(rf"[ \t]*{re.escape(fence[0])}{{{len(fence)},}}[ \t]*")
-    indent = len(opening["indent"])  # a fence indented in a list item indents its code
-    end = row + 1
-    while end < len(lines) and not closing.fullmatch(lines[end]):
-        end += 1
-    body = [line[min(indent, len(_leading_whitespace(line))) :] for line in lines[row + 1 : end]]
-    closed = end < len(lines)
-    language = _tag_language(opening["info"])
-    return FencedBlock(language, "\n".join(body), row, min(end, len(lines) - 1), closed)
 
 
 def _references(lines: list[str], blocks: Sequence[FencedBlock], first_line: int):
@@ -265,11 +229,6 @@ def _without_references(turn: Turn) -> str:
         for row in range(reference.line, block.end_line + 1):
             lines[row - turn.start_line] = ""
     return "\n".join(lines)
-
-
-def estimate_tokens(text: str) -> int:
-    """A token count good enough for a budget, without a tokenizer."""
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
 def to_messages(
@@ -355,7 +314,7 @@ def _reference_heading_for_model(reference: CodeReference) -> str:
 
 
 def _reference_for_model(reference: CodeReference) -> str:
-    fence = _fence_for(reference.code)
+    fence = fence_for(reference.code)
     return (
         f"{_reference_heading_for_model(reference)}\n"
         f"{fence}{reference.language or ''}\n{reference.code}\n{fence}"
@@ -447,13 +406,21 @@ def _mentions(code: str, symbol: str) -> bool:
 # ---------------------------------------------------------------- rendering
 
 
+def path_of(uri: str) -> Path | None:
+    """The file a `file:` URI names (pygls.uris, right for Windows drives too);
+    None for any other scheme (untitled:, vscode-notebook-cell:)."""
+    if uri_scheme(uri) != "file":
+        return None
+    path = to_fs_path(uri)
+    return Path(path) if path else None
+
+
 def reference_display(uri: str, workspace_root: Path | None) -> str:
     """How the chat names a file: relative to the workspace root when inside it, else
     its absolute path; a URI that is not a file (untitled:...) as it is."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "file":
+    path = path_of(uri)
+    if path is None:
         return uri
-    path = Path(unquote(parsed.path))
     if workspace_root is not None and path.is_relative_to(workspace_root):
         return path.relative_to(workspace_root).as_posix()
     return path.as_posix()
@@ -483,8 +450,8 @@ def selection_block(
     link = f"[{_escape_link_text(display)}:{span}]({destination})"
     if symbol and "`" not in symbol:
         link = f"`{symbol}` in {link}"
-    code = _LINE_BREAK.sub("\n", code).removesuffix("\n")
-    fence = _fence_for(code)
+    code = normalize_breaks(code).removesuffix("\n")
+    fence = fence_for(code)
     return f"{link}\n{fence}{language or ''}\n{code}\n{fence}"
 
 
@@ -532,7 +499,7 @@ def _addition(chat_text: str, addition: str) -> str:
     first, then one blank line before it, all in the document's line breaks."""
     closing = _closing_fence(chat_text)
     text = chat_text + closing
-    breaks = len(_LINE_BREAK.findall(text[len(text.rstrip()) :]))
+    breaks = len(LINE_BREAK.findall(text[len(text.rstrip()) :]))
     at_line_start = not text or text.endswith(("\n", "\r"))
     wanted = 2 if text.strip() else 0  # a blank line after content; none at the top
     separator = "\n" * max(wanted - breaks, 0 if at_line_start else 1)
@@ -542,30 +509,14 @@ def _addition(chat_text: str, addition: str) -> str:
 def _closing_fence(chat_text: str) -> str:
     """A line closing the fenced block the chat ends inside ("" when it ends outside),
     so the headings appended next are headings, not code."""
-    lines = _lines(chat_text)
+    lines = lines_of(chat_text)
     last = None
     for _, item in _scan(lines):
         last = item
     if not isinstance(last, FencedBlock) or last.closed:
         return ""
-    opening = _FENCE.match(lines[last.start_line])
     line_break = "" if lines[-1] == "" else "\n"
-    return f"{line_break}{opening['indent']}{opening['fence']}\n"
-
-
-def fenced(code: str, language: str | None = None) -> str:
-    """`code` in a fenced block that no line of it can close (a longer fence when
-    the code holds fences itself); no line break at the end."""
-    code = _LINE_BREAK.sub("\n", code).removesuffix("\n")
-    fence = _fence_for(code)
-    return f"{fence}{language or ''}\n{code}\n{fence}"
-
-
-def _fence_for(code: str) -> str:
-    """A backtick fence longer than any backtick fence line in the code."""
-    fences = (_FENCE.match(line) for line in code.split("\n"))
-    runs = [len(m["fence"]) for m in fences if m and m["fence"][0] == "`"]
-    return "`" * max([3, *(run + 1 for run in runs)])
+    return f"{line_break}{last.indent}{last.fence}\n"
 
 
 def _escape_link_text(text: str) -> str:

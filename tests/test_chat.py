@@ -21,7 +21,6 @@ from ds_lsp.chat import (
     cut_off_marker,
     default_state_dir,
     estimate_tokens,
-    fenced,
     is_chat_file,
     new_chat_path,
     new_chat_text,
@@ -34,7 +33,8 @@ from ds_lsp.chat import (
     selection_block,
     to_messages,
 )
-from ds_lsp.editing import newline_of
+from ds_lsp.markdown import fenced
+from ds_lsp.text import newline_of
 
 F = "```"
 URI = "file:///home/me/proj/src/cli.py"
