@@ -8,14 +8,17 @@ the registry of running work.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
-from ds_lsp import __version__, config
+from ds_lsp import __version__, config, preview
 from ds_lsp.backends.scheduler import ModelScheduler
 from ds_lsp.documents import DocumentStore
 from ds_lsp.features import (
@@ -38,6 +41,49 @@ log = logging.getLogger("ds_lsp")
 
 # code_actions before the features that offer actions.
 FEATURES = (settings, documents, cancel, warmup, completion, code_actions, edit, chat, hover)
+
+
+@dataclass
+class DocumentState:
+    """What the server keeps for one open document, besides its text."""
+
+    previews: dict[str, preview.Pending] = field(default_factory=dict)  # by preview id
+    editing: bool = False  # an edit is running: one at a time per document
+
+
+@dataclass
+class ChatState:
+    """One chat (by its file, or its URI when it is no file) while it is in use."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one change at a time
+    answer: str | None = None  # the progress token of the answer streaming in
+    users: int = 0  # commands holding it; at 0, with no answer, it is dropped
+
+
+class ServerState:
+    """All per-document state, in one place: `forget(uri)` (didClose) frees it all,
+    and calls the forget hooks of what other parts keep by URI (reasoning notes,
+    the inline engine's pending suggestions)."""
+
+    def __init__(self) -> None:
+        self._documents: dict[str, DocumentState] = {}
+        self.chats: dict[str, ChatState] = {}
+        self.forget_hooks: list[Callable[[str], None]] = []
+
+    def of(self, uri: str) -> DocumentState:
+        """The document's state, made when first needed."""
+        return self._documents.setdefault(uri, DocumentState())
+
+    def get(self, uri: str) -> DocumentState | None:
+        return self._documents.get(uri)
+
+    def forget(self, uri: str) -> None:
+        self._documents.pop(uri, None)
+        for hook in self.forget_hooks:
+            hook(uri)
+
+    def __len__(self) -> int:
+        return len(self._documents)
 
 
 class DsLspProtocol(LanguageServerProtocol):
@@ -76,6 +122,8 @@ class DsLspServer(LanguageServer):
         self.documents = DocumentStore()  # replaced at initialize, in the agreed encoding
         self.models = ModelScheduler(settings)
         self.notes = ReasoningNotes()  # where reasoning shows on hover
+        self.state = ServerState()  # per document (and per chat); freed on didClose
+        self.state.forget_hooks.append(self.notes.forget)
         self.client_name = ""  # clientInfo.name, for the odd editor-specific turn
         self.log_forwarder = log_feature.LogForwarder(self)
         log.addHandler(self.log_forwarder)

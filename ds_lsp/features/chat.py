@@ -44,7 +44,7 @@ from ds_lsp.context.gather import enclosing_definition
 from ds_lsp.documents import Document, file_name_of
 from ds_lsp.editing import newline_of, split_lines
 from ds_lsp.features.arguments import command_argument
-from ds_lsp.features.edit import apply_text, send_edits
+from ds_lsp.features.lsp_edits import apply_text, send_edits
 from ds_lsp.features.progress import begin_progress
 from ds_lsp.features.reasoning_feed import ReasoningFeed
 from ds_lsp.positions import IndexedText
