@@ -40,7 +40,7 @@ from pygls.uris import to_fs_path, uri_scheme
 
 from ds_lsp import prompts
 from ds_lsp.backends.base import Message
-from ds_lsp.markdown import FencedBlock, block_at, fence_for
+from ds_lsp.markdown import FENCE, FencedBlock, block_at, fence_for
 from ds_lsp.reasoning import split_reasoning
 from ds_lsp.text import LINE_BREAK, estimate_tokens, lines_of, newline_of, normalize_breaks
 
@@ -339,6 +339,60 @@ def _answer_text_for_model(text: str) -> str:
 def _trim(text: str) -> str:
     """No blank lines before or trailing whitespace after; the first line's indent stays."""
     return re.sub(r"\A(?:[ \t]*\n)+", "", text).rstrip()
+
+
+# ---------------------------------------------------------------- the answer's text
+
+
+class AnswerText:
+    """The model's answer, as it streams, made into chat text that cannot be read
+    as the chat's structure: a line that would be a turn heading (outside a code
+    block) gets a backslash in front. `\\## You` shows as "## You" and is no
+    heading, so the model cannot write a question in the user's name. The line
+    breaks are "\\n" in and out.
+
+    A line that might still become a heading (it starts with `#`) is held back
+    until it is complete; everything else goes out as it comes."""
+
+    def __init__(self) -> None:
+        self._line = ""  # the current line so far, not yet given out
+        self._given = 0  # how much of it was given out already
+        self._fence: tuple[str, int] | None = None  # the open fence: its character, length
+
+    def feed(self, text: str) -> str:
+        """What to append for `text`, the next piece of the answer."""
+        out = []
+        for piece in re.split(r"(\n)", text):
+            if piece == "\n":
+                out.append(self._release(complete=True) + "\n")
+                self._follow_fences(self._line)
+                self._line, self._given = "", 0
+            elif piece:
+                self._line += piece
+                if not (self._fence is None and self._line.startswith("#")):
+                    out.append(self._release(complete=False))
+        return "".join(out)
+
+    def finish(self) -> str:
+        """What is left to append when the answer ended (mid-line, maybe)."""
+        rest = self._release(complete=True)
+        self._line, self._given = "", 0
+        return rest
+
+    def _release(self, complete: bool) -> str:
+        line = self._line
+        if complete and self._given == 0 and self._fence is None and _HEADING.fullmatch(line):
+            line = "\\" + line
+        out, self._given = line[self._given :], len(line)
+        return out
+
+    def _follow_fences(self, line: str) -> None:
+        if self._fence is None:
+            opening = FENCE.match(line)
+            if opening and not (opening["fence"][0] == "`" and "`" in opening["info"]):
+                self._fence = (opening["fence"][0], len(opening["fence"]))
+        elif re.fullmatch(rf"[ \t]*{re.escape(self._fence[0])}{{{self._fence[1]},}}[ \t]*", line):
+            self._fence = None
 
 
 # ---------------------------------------------------------------- applying an answer

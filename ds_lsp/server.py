@@ -77,6 +77,10 @@ class ServerState:
     def get(self, uri: str) -> DocumentState | None:
         return self._documents.get(uri)
 
+    def chat(self, key: str) -> ChatState:
+        """A chat's state, made when first needed (features/chat/storage.using)."""
+        return self.chats.setdefault(key, ChatState())
+
     def forget(self, uri: str) -> None:
         self._documents.pop(uri, None)
         for hook in self.forget_hooks:

@@ -77,7 +77,7 @@ def selected_lines(document: Document, selected: types.Range) -> tuple[int, int]
 
 
 def current(ls, document: Document) -> str:
-    """"" when `document` is still the server's copy of its document, in sync with
+    """ "" when `document` is still the server's copy of its document, in sync with
     the editor; else why an edit computed on it must not be sent."""
     name = file_name_of(document.uri)
     reason = ls.documents.out_of_sync(document.uri)
@@ -144,7 +144,7 @@ async def send_edits(ls, document: Document, edits: list[types.TextEdit], label:
 
 
 async def verify(ls, document: Document, expected: str, start: int, end: int) -> str:
-    """"" when a later version of the document (the editor's echo) holds the edit
+    """ "" when a later version of the document (the editor's echo) holds the edit
     that makes `expected` from `document`: expected[start:end] with what surrounds
     it, so the user's typing elsewhere in the same change is fine; else why not."""
     name = file_name_of(document.uri)
