@@ -1,4 +1,4 @@
-"""The chat document: parse it, turn it into model messages, render what gets appended.
+"""The chat document: parse it, turn it into model messages, find what to apply.
 
 The chat is a Markdown file the server owns (docs/chat.md). Turns sit under
 `## You` and `## DeepSeek` headings; the user writes the next question under the
@@ -15,15 +15,11 @@ so editors can follow it and the file is found again wherever the chat lives. A
 target that a bare Markdown link cannot hold (parentheses, spaces) is written in
 `<...>`. The link line is immediately followed by the fenced block.
 
-Pure text logic, no LSP; only chat_path and new_chat_path look at a folder.
-Line numbers: the chat document's lines are 0-based, as in LSP; the lines of a
-referenced file are 1-based and inclusive, as the links show them.
-
-Appending: the server only ever appends, at the end of the chat as it knows it
-(kept current by didChange). Each render helper takes the chat's current text
-and returns exactly what to insert at its end: it closes a code fence left open
-(a cut-off answer), leaves one blank line before the addition, and uses the
-document's line endings. Nothing the user wrote is changed, lost or duplicated.
+What the server writes into a chat (added code, headings, the model's text
+made inert) is ds_lsp/chat_writing.py. Pure text logic, no LSP; only chat_path
+and new_chat_path look at a folder. Line numbers: the chat document's lines are
+0-based, as in LSP; the lines of a referenced file are 1-based and inclusive,
+as the links show them.
 """
 
 from __future__ import annotations
@@ -36,13 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pygls.uris import to_fs_path, uri_scheme
-
 from ds_lsp import prompts
 from ds_lsp.backends.base import Message
-from ds_lsp.markdown import FENCE, FencedBlock, block_at, fence_for
+from ds_lsp.markdown import FencedBlock, block_at, fence_for
 from ds_lsp.reasoning import split_reasoning
-from ds_lsp.text import LINE_BREAK, estimate_tokens, lines_of, newline_of, normalize_breaks
+from ds_lsp.text import estimate_tokens, lines_of
 
 Role = Literal["user", "assistant"]
 
@@ -50,7 +44,7 @@ USER_HEADING = "## You"
 ASSISTANT_HEADING = "## DeepSeek"
 
 # `## You`, `## DeepSeek`, optionally with a note: `## DeepSeek (cut off)`.
-_HEADING = re.compile(r"## (?P<name>You|DeepSeek)(?:[ \t]+\(.*\))?[ \t]*")
+HEADING = re.compile(r"## (?P<name>You|DeepSeek)(?:[ \t]+\(.*\))?[ \t]*")
 _ROLES: dict[str, Role] = {"You": "user", "DeepSeek": "assistant"}
 
 # The line heading a referenced block: optional `symbol` in, then a link whose text
@@ -138,7 +132,7 @@ def parse_chat(text: str) -> Chat:
     lines = lines_of(text)
     headings: list[tuple[int, Role]] = []
     blocks: list[FencedBlock] = []
-    for row, item in _scan(lines):
+    for row, item in scan(lines):
         if isinstance(item, FencedBlock):
             blocks.append(item)
         else:
@@ -153,11 +147,11 @@ def parse_chat(text: str) -> Chat:
     return Chat(tuple(turns))
 
 
-def _scan(lines: list[str]) -> Iterator[tuple[int, Role | FencedBlock]]:
+def scan(lines: list[str]) -> Iterator[tuple[int, Role | FencedBlock]]:
     """The headings (as their role) and fenced blocks, in order, with their lines."""
     row = 0
     while row < len(lines):
-        heading = _HEADING.fullmatch(lines[row])
+        heading = HEADING.fullmatch(lines[row])
         if heading:
             yield row, _ROLES[heading["name"]]
         elif block := block_at(lines, row):
@@ -309,7 +303,7 @@ def _messages(
 
 
 def _reference_heading_for_model(reference: CodeReference) -> str:
-    where = f"{reference.display}:{_line_span(reference.start, reference.end)}"
+    where = f"{reference.display}:{line_span(reference.start, reference.end)}"
     return f"`{reference.symbol}` in {where}" if reference.symbol else where
 
 
@@ -339,60 +333,6 @@ def _answer_text_for_model(text: str) -> str:
 def _trim(text: str) -> str:
     """No blank lines before or trailing whitespace after; the first line's indent stays."""
     return re.sub(r"\A(?:[ \t]*\n)+", "", text).rstrip()
-
-
-# ---------------------------------------------------------------- the answer's text
-
-
-class AnswerText:
-    """The model's answer, as it streams, made into chat text that cannot be read
-    as the chat's structure: a line that would be a turn heading (outside a code
-    block) gets a backslash in front. `\\## You` shows as "## You" and is no
-    heading, so the model cannot write a question in the user's name. The line
-    breaks are "\\n" in and out.
-
-    A line that might still become a heading (it starts with `#`) is held back
-    until it is complete; everything else goes out as it comes."""
-
-    def __init__(self) -> None:
-        self._line = ""  # the current line so far, not yet given out
-        self._given = 0  # how much of it was given out already
-        self._fence: tuple[str, int] | None = None  # the open fence: its character, length
-
-    def feed(self, text: str) -> str:
-        """What to append for `text`, the next piece of the answer."""
-        out = []
-        for piece in re.split(r"(\n)", text):
-            if piece == "\n":
-                out.append(self._release(complete=True) + "\n")
-                self._follow_fences(self._line)
-                self._line, self._given = "", 0
-            elif piece:
-                self._line += piece
-                if not (self._fence is None and self._line.startswith("#")):
-                    out.append(self._release(complete=False))
-        return "".join(out)
-
-    def finish(self) -> str:
-        """What is left to append when the answer ended (mid-line, maybe)."""
-        rest = self._release(complete=True)
-        self._line, self._given = "", 0
-        return rest
-
-    def _release(self, complete: bool) -> str:
-        line = self._line
-        if complete and self._given == 0 and self._fence is None and _HEADING.fullmatch(line):
-            line = "\\" + line
-        out, self._given = line[self._given :], len(line)
-        return out
-
-    def _follow_fences(self, line: str) -> None:
-        if self._fence is None:
-            opening = FENCE.match(line)
-            if opening and not (opening["fence"][0] == "`" and "`" in opening["info"]):
-                self._fence = (opening["fence"][0], len(opening["fence"]))
-        elif re.fullmatch(rf"[ \t]*{re.escape(self._fence[0])}{{{self._fence[1]},}}[ \t]*", line):
-            self._fence = None
 
 
 # ---------------------------------------------------------------- applying an answer
@@ -457,130 +397,6 @@ def _mentions(code: str, symbol: str) -> bool:
     return re.search(rf"(?<![\w$]){re.escape(name)}(?![\w$])", code) is not None
 
 
-# ---------------------------------------------------------------- rendering
-
-
-def path_of(uri: str) -> Path | None:
-    """The file a `file:` URI names (pygls.uris, right for Windows drives too);
-    None for any other scheme (untitled:, vscode-notebook-cell:)."""
-    if uri_scheme(uri) != "file":
-        return None
-    path = to_fs_path(uri)
-    return Path(path) if path else None
-
-
-def reference_display(uri: str, workspace_root: Path | None) -> str:
-    """How the chat names a file: relative to the workspace root when inside it, else
-    its absolute path; a URI that is not a file (untitled:...) as it is."""
-    path = path_of(uri)
-    if path is None:
-        return uri
-    if workspace_root is not None and path.is_relative_to(workspace_root):
-        return path.relative_to(workspace_root).as_posix()
-    return path.as_posix()
-
-
-def selection_block(
-    display: str,
-    target: str,
-    start: int,
-    end: int,
-    symbol: str | None,
-    language: str | None,
-    code: str,
-) -> str:
-    """Code from a file as the chat shows it: the link line, then the fenced block.
-
-    `display` names the file (reference_display), `target` is its URI; lines are
-    1-based, inclusive; `symbol` is the enclosing definition's name
-    (context.gather.enclosing_definition). No line break at the end; append it
-    with selection_addition.
-    """
-    span = _line_span(start, end)
-    fragment = f"#L{start}" if start == end else f"#L{start}-L{end}"
-    destination = target + fragment
-    if re.search(r"[\s()<>]", destination):
-        destination = f"<{destination}>"
-    link = f"[{_escape_link_text(display)}:{span}]({destination})"
-    if symbol and "`" not in symbol:
-        link = f"`{symbol}` in {link}"
-    code = normalize_breaks(code).removesuffix("\n")
-    fence = fence_for(code)
-    return f"{link}\n{fence}{language or ''}\n{code}\n{fence}"
-
-
-def selection_addition(chat_text: str, block: str) -> str:
-    """What to append to the chat to add `block` (selection_block) to the pending
-    question, after a blank line; with a new `## You` heading when the chat does not
-    end in one (empty, or ending in an answer). Ends with a blank line to type in."""
-    closing = _closing_fence(chat_text)
-    turns = parse_chat(chat_text + closing).turns
-    heading = "" if turns and turns[-1].role == "user" else f"{USER_HEADING}\n\n"
-    return _addition(chat_text, f"{heading}{block}\n\n")
-
-
-def answer_heading(chat_text: str) -> str:
-    """What to append before streaming an answer: the `## DeepSeek` heading."""
-    return _addition(chat_text, f"{ASSISTANT_HEADING}\n\n")
-
-
-def cut_off_marker(chat_text: str, reason: str = "the answer was stopped") -> str:
-    """What to append after an answer that did not finish (cancelled, cut at max
-    tokens, a model error): a one-line note, which is not sent back to the model."""
-    return _addition(chat_text, f"*(cut off: {' '.join(reason.split())})*")
-
-
-def next_question_heading(chat_text: str) -> str:
-    """What to append after an answer: an empty `## You` turn for the next question."""
-    return _addition(chat_text, f"{USER_HEADING}\n\n")
-
-
-def new_chat_text(workspace_name: str, newline: str = "\n") -> str:
-    """A fresh chat: a title, a short how-to comment, and the first `## You`."""
-    text = (
-        f"# Chat with DeepSeek: {workspace_name}\n\n"
-        f'<!-- Write your question under the last "{USER_HEADING}", then send it with the '
-        '"Send to DeepSeek" code action or code lens. "Add to chat" on a selection in a '
-        "file adds its code here. The model's reasoning goes to the log and to the hover "
-        f'on "{ASSISTANT_HEADING}". -->\n\n'
-        f"{USER_HEADING}\n\n"
-    )
-    return text.replace("\n", newline)
-
-
-def _addition(chat_text: str, addition: str) -> str:
-    """`addition` ("\\n" line breaks) as appended to `chat_text`: an open fence closed
-    first, then one blank line before it, all in the document's line breaks."""
-    closing = _closing_fence(chat_text)
-    text = chat_text + closing
-    breaks = len(LINE_BREAK.findall(text[len(text.rstrip()) :]))
-    at_line_start = not text or text.endswith(("\n", "\r"))
-    wanted = 2 if text.strip() else 0  # a blank line after content; none at the top
-    separator = "\n" * max(wanted - breaks, 0 if at_line_start else 1)
-    return (closing + separator + addition).replace("\n", newline_of(chat_text))
-
-
-def _closing_fence(chat_text: str) -> str:
-    """A line closing the fenced block the chat ends inside ("" when it ends outside),
-    so the headings appended next are headings, not code."""
-    lines = lines_of(chat_text)
-    last = None
-    for _, item in _scan(lines):
-        last = item
-    if not isinstance(last, FencedBlock) or last.closed:
-        return ""
-    line_break = "" if lines[-1] == "" else "\n"
-    return f"{line_break}{last.indent}{last.fence}\n"
-
-
-def _escape_link_text(text: str) -> str:
-    return re.sub(r"([\\\[\]])", r"\\\1", text)
-
-
-def _line_span(start: int, end: int) -> str:
-    return str(start) if start == end else f"{start}-{end}"
-
-
 # ---------------------------------------------------------------- where chats live
 
 ChatLocation = Literal["state", "workspace"]
@@ -639,3 +455,8 @@ def _chat_numbers(folder: Path) -> list[int]:
 
 def _numbered(folder: Path, number: int) -> Path:
     return folder / ("chat.md" if number <= 1 else f"chat-{number}.md")
+
+
+def line_span(start: int, end: int) -> str:
+    """`12-40`, or `12` for one line (1-based, as links and messages show lines)."""
+    return str(start) if start == end else f"{start}-{end}"

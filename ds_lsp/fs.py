@@ -18,12 +18,23 @@ import stat
 import tempfile
 from pathlib import Path
 
+from pygls.uris import to_fs_path, uri_scheme
+
 
 class UnsafePath(OSError):
     """A path ds-lsp refuses to read or write; str() says why, in one line."""
 
     def __str__(self) -> str:
         return self.strerror or super().__str__()
+
+
+def path_of(uri: str) -> Path | None:
+    """The file a `file:` URI names (pygls.uris, right for Windows drives too);
+    None for any other scheme (untitled:, vscode-notebook-cell:)."""
+    if uri_scheme(uri) != "file":
+        return None
+    path = to_fs_path(uri)
+    return Path(path) if path else None
 
 
 def _normal(path: Path) -> Path:

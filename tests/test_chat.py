@@ -15,26 +15,27 @@ from ds_lsp.chat import (
     CodeReference,
     EmptyQuestion,
     answer_block_at,
-    answer_heading,
     chat_folder,
     chat_path,
-    cut_off_marker,
     default_state_dir,
-    estimate_tokens,
     is_chat_file,
     new_chat_path,
-    new_chat_text,
-    next_question_heading,
     parse_chat,
     pending_question,
     question_text,
+    to_messages,
+)
+from ds_lsp.chat_writing import (
+    answer_heading,
+    cut_off_marker,
+    new_chat_text,
+    next_question_heading,
     reference_display,
     selection_addition,
     selection_block,
-    to_messages,
 )
 from ds_lsp.markdown import fenced
-from ds_lsp.text import newline_of
+from ds_lsp.text import estimate_tokens, newline_of
 
 F = "```"
 URI = "file:///home/me/proj/src/cli.py"

@@ -17,7 +17,12 @@ from pygls.protocol import default_converter
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
 
-from ds_lsp.chat import answer_heading, cut_off_marker, new_chat_text, next_question_heading
+from ds_lsp.chat_writing import (
+    answer_heading,
+    cut_off_marker,
+    new_chat_text,
+    next_question_heading,
+)
 from tests.fake_openai_server import Reply
 from tests.lsp_editor import Editor, cancel, offset_of, position_of
 from tests.test_server import all_logs, server_env

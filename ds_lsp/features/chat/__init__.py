@@ -23,7 +23,7 @@ import uuid
 
 from lsprotocol import types
 
-from ds_lsp import chat
+from ds_lsp import chat, chat_writing
 from ds_lsp.context.gather import enclosing_definition
 from ds_lsp.documents import Document, file_name_of
 from ds_lsp.features.arguments import command_argument
@@ -43,7 +43,6 @@ APPLY_COMMAND = "dsLsp.applyFromChat"
 
 ADD_TITLE = "DeepSeek: Add to chat"
 SEND_TITLE = "Send to DeepSeek"
-
 
 
 def setup(server) -> None:
@@ -130,7 +129,7 @@ async def _open_chat(ls, fresh: bool) -> dict:
         try:
             text = document.text if document is not None else storage.read(target)
             if text is None:
-                text = chat.new_chat_text(storage.workspace_name(ls))
+                text = chat_writing.new_chat_text(storage.workspace_name(ls))
                 storage.write(target, text)
                 log.info("created the chat %s", target.path)
         except OSError as exc:
@@ -155,8 +154,8 @@ async def _add_to_chat(ls, uri: str, selected: types.Range) -> dict:
     if not code.strip():
         return _refusal(ls, "the selection is empty: select the code to add to the chat")
     definition = enclosing_definition(source, start, end)
-    block = chat.selection_block(
-        chat.reference_display(uri, storage.workspace_root(ls)),
+    block = chat_writing.selection_block(
+        chat_writing.reference_display(uri, storage.workspace_root(ls)),
         uri,
         start + 1,
         end + 1,
@@ -176,11 +175,13 @@ async def _add_to_chat(ls, uri: str, selected: types.Range) -> dict:
             try:
                 new = not storage.is_open(ls, target) and storage.read(target) is None
                 # A new chat's text and the block go in one write.
-                preamble = chat.new_chat_text(storage.workspace_name(ls)) if new else ""
+                preamble = chat_writing.new_chat_text(storage.workspace_name(ls)) if new else ""
                 append = Appender(ls, target, "DeepSeek: add to chat")
-                text = await append(
-                    lambda current: preamble + chat.selection_addition(preamble + current, block)
-                )
+
+                def addition(current: str) -> str:
+                    return preamble + chat_writing.selection_addition(preamble + current, block)
+
+                text = await append(addition)
             except (AppendFailed, OSError) as exc:
                 return _refusal(ls, f"could not add the code to the chat: {exc}")
             selection = storage.end_of(ls, text)

@@ -3,7 +3,7 @@
 One task reads the model (reasoning to a ReasoningFeed: the log, the progress,
 `dsLsp/reasoning`), another appends (appender.py): the `## DeepSeek` heading when
 the model first says something, then the answer a line at a time or every 50 ms.
-The model's text goes in through chat.AnswerText, so no line of it can read as
+The model's text goes in through chat_writing.AnswerText, so no line of it can read as
 a turn heading: what the model writes never becomes the user's words. A cancel
 cancels only the reader, so the stream closes at once while the appends under
 way finish; then the cut-off line and the next `## You` go in, and the
@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from lsprotocol import types
 
-from ds_lsp import chat
+from ds_lsp import chat, chat_writing
 from ds_lsp.backends.base import ChatRequest, FinishReason, ModelError
 from ds_lsp.documents import file_name_of
 from ds_lsp.features.chat import storage
@@ -95,14 +95,14 @@ class Answer:
         self._ls = ls
         self._target = target
         self._lock = lock
-        self._text = chat.AnswerText()  # no line of the model's becomes a heading
+        self._text = chat_writing.AnswerText()  # no line of the model's becomes a heading
         self._token = token
         self._question = question
         self._label = f"chat {file_name_of(target.uri)}"
         self._append = Appender(ls, target, "DeepSeek: answer")
         self._newline = newline_of(text)
         # Where the heading will be (for dsLsp/reasoning), if nobody types meanwhile.
-        heading = (text + chat.answer_heading(text)).count("\n") - 2
+        heading = (text + chat_writing.answer_heading(text)).count("\n") - 2
         self._heading_range = types.Range(
             types.Position(heading, 0), types.Position(heading, len(chat.ASSISTANT_HEADING))
         )
@@ -211,7 +211,7 @@ class Answer:
         """Append the heading, then the answer as it comes, until the model is done."""
         while True:
             if self._started and not self._heading_added:
-                await self._locked_append(chat.answer_heading)
+                await self._locked_append(chat_writing.answer_heading)
                 self._heading_added = True
                 continue
             if self._pending and self._heading_added:
@@ -277,8 +277,8 @@ class Answer:
         reason = self._marker(outcome)
 
         def ending(current: str) -> str:
-            marker = chat.cut_off_marker(current, reason) if reason else ""
-            return marker + chat.next_question_heading(current + marker)
+            marker = chat_writing.cut_off_marker(current, reason) if reason else ""
+            return marker + chat_writing.next_question_heading(current + marker)
 
         await self._locked_append(ending)
         self._add_note()

@@ -31,7 +31,7 @@ def where(reference: chat.CodeReference) -> str:
 def refusal(ls, reference: chat.CodeReference) -> str:
     """Why the code may not be applied to the file `reference` names; "" when it may:
     a file inside a workspace folder, reached through no link."""
-    path = chat.path_of(reference.uri)
+    path = fs.path_of(reference.uri)
     if path is None:
         return f"{reference.display} is not a file: the chat applies code to files only"
     folders = storage.workspace_folders(ls)
@@ -63,7 +63,7 @@ async def apply(ls, target: ChatFile, line: int) -> Outcome:
     if refused:
         return Outcome("refused", refused)
     lines_of_it = where(reference)
-    path = chat.path_of(reference.uri)
+    path = fs.path_of(reference.uri)
     document = storage.document_for(ls, reference.uri, path)
     if document is None:
         if not path.exists():

@@ -65,7 +65,7 @@ def workspace_folders(ls) -> list[Path]:
         folders = list(ls.workspace.folders.values())
     except RuntimeError:  # before initialize
         return []
-    paths = [chat.path_of(folder.uri) for folder in folders]
+    paths = [fs.path_of(folder.uri) for folder in folders]
     found = [path for path in paths if path is not None]
     root = workspace_root(ls)
     return found or ([root] if root is not None else [])
@@ -96,7 +96,7 @@ def current_chat(ls, fresh: bool = False) -> ChatFile:
 def chat_file(ls, uri: str) -> ChatFile | None:
     """The chat `uri` names, in either location; None when it is no chat of this
     workspace (the server reads and sends nothing else)."""
-    path = chat.path_of(uri)
+    path = fs.path_of(uri)
     if path is None:
         return None
     root, state = workspace_root(ls), state_dir()
@@ -123,7 +123,7 @@ def document_for(ls, uri: str, path: Path) -> Document | None:
     if document is not None:
         return document
     for document in ls.documents.values():
-        if chat.path_of(document.uri) == path:
+        if fs.path_of(document.uri) == path:
             return document
     return None
 
