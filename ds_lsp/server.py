@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidRequest
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
@@ -99,8 +99,11 @@ class DsLspProtocol(LanguageServerProtocol):
 
     def structure_message(self, data: dict):
         """A request whose params do not fit its method gets an error answer, so the
-        client never waits on it (pygls only logs it, as the id is lost with it)."""
+        client never waits on it (pygls only logs it, as the id is lost with it);
+        one whose method is not even a string is an Invalid Request (JSON-RPC 2.0)."""
         try:
+            if "id" in data and "method" in data and not isinstance(data["method"], str):
+                raise JsonRpcInvalidRequest(f"the method must be a string, not {data['method']!r}")
             return super().structure_message(data)
         except JsonRpcException as exc:
             if "id" in data and "method" in data:
