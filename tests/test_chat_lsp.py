@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 from pygls.protocol import default_converter
+from pygls.uris import to_fs_path
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
 
@@ -82,7 +83,7 @@ class ChatEditor(Editor):
     def show(self, params: types.ShowDocumentParams) -> None:
         if not self.opens_shown or params.uri in self.texts:
             return
-        path = Path(params.uri.removeprefix("file://"))
+        path = Path(to_fs_path(params.uri))
         if path.exists():
             language = "markdown" if path.suffix == ".md" else "python"
             self.open(params.uri, path.read_text(encoding="utf-8"), language)
@@ -894,7 +895,7 @@ async def test_a_chat_not_open_in_the_editor_is_written_on_disk(
 
     chat = (await add(client, root))["uri"]
     await add(client, root, GREET)
-    path = Path(chat.removeprefix("file://"))
+    path = Path(to_fs_path(chat))
     text = path.read_text()
     path.write_text(text + "What do these do?\n")
     fake_openai.enqueue(Reply(reasoning=REASONING, content=ANSWER))
