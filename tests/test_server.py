@@ -152,8 +152,12 @@ async def test_the_api_key_never_reaches_the_log(client: LanguageClient, fake_op
     assert FAKE_KEY not in all_logs(client) + str(failure.value) + json.dumps(shown)
 
 
-def _frame(payload: bytes) -> bytes:
+def frame(payload: bytes) -> bytes:
+    """One LSP message on the wire."""
     return b"Content-Length: %d\r\n\r\n" % len(payload) + payload
+
+
+_frame = frame  # the name tests/test_completion_lsp.py still imports
 
 
 def _replies(stdout: bytes) -> dict:
@@ -183,12 +187,12 @@ def test_a_malformed_message_does_not_take_the_server_down():
     shutdown = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "shutdown"}).encode()
     exit_ = json.dumps({"jsonrpc": "2.0", "method": "exit"}).encode()
     stdin = (
-        _frame(b"{this is not json")
-        + _frame(b'{"jsonrpc": "2.0", "id": 7, "method": 12}')
-        + _frame(json.dumps(bad_params).encode())
-        + _frame(initialize)
-        + _frame(shutdown)
-        + _frame(exit_)
+        frame(b"{this is not json")
+        + frame(b'{"jsonrpc": "2.0", "id": 7, "method": 12}')
+        + frame(json.dumps(bad_params).encode())
+        + frame(initialize)
+        + frame(shutdown)
+        + frame(exit_)
     )
     done = subprocess.run(
         [sys.executable, "-m", "ds_lsp"],
@@ -243,7 +247,7 @@ def test_serve_over_tcp_answers_initialize():
             "method": "initialize",
             "params": {"processId": None, "rootUri": None, "capabilities": {}},
         }
-        connection.sendall(_frame(json.dumps(initialize).encode()))
+        connection.sendall(frame(json.dumps(initialize).encode()))
         reply = b""
         while b'"serverInfo"' not in reply:
             chunk = connection.recv(65536)

@@ -231,6 +231,8 @@ async def _land(
 ) -> Outcome:
     """Apply the checked result, or show it as a preview, if the document is unchanged."""
     moved = current(ls, document)
+    if moved and ls.documents.out_of_sync(document.uri):
+        return Outcome("failed", f"{moved}; nothing was applied")
     if moved:
         return Outcome(
             "stale",
