@@ -147,7 +147,7 @@ class AnswerText:
     until it is complete; everything else goes out as it comes."""
 
     def __init__(self) -> None:
-        self._line = ""  # the current line so far, not yet given out
+        self._line = ""  # the answer's current line so far
         self._given = 0  # how much of it was given out already
         self._fence: tuple[str, int] | None = None  # the open fence: its character, length
 
