@@ -816,6 +816,35 @@ async def test_send_reads_nothing_but_a_chat(client, editor, fake_openai, root):
     assert notes.read_text() == "## You\n\nWhat is in this file?\n"
 
 
+async def test_a_chat_out_of_sync_is_neither_appended_to_nor_written_under_the_editor(
+    client, editor, fake_openai, root
+):
+    chat = await chat_with_question(client, editor, fake_openai, root)
+    on_disk = Path(to_fs_path(chat)).read_text()
+    editor.versions[chat] += 1
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(
+                uri=chat, version=editor.versions[chat]
+            ),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    types.Range(types.Position(2, 0), types.Position(1, 0)), "x"
+                )
+            ],
+        )
+    )
+    await until(lambda: "out of sync" in all_logs(client))
+
+    added = await add(client, root, GREET)
+    sent = await send(client, chat)
+
+    assert added["status"] == "refused" and "out of sync" in added["message"]
+    assert sent["status"] == "failed" and "out of sync" in sent["message"]
+    assert Path(to_fs_path(chat)).read_text() == on_disk  # the editor's buffer, not the file
+    assert fake_openai.requests == []
+
+
 # ---------------------------------------------------------------- actions, lens
 
 

@@ -95,6 +95,8 @@ def setup(server) -> None:
             outcome = await apply.apply(ls, target, argument["position"].line)
         except UnsafePath as exc:
             outcome = Outcome("refused", f"{exc}; nothing was applied")
+        except storage.OutOfSync as exc:
+            outcome = Outcome("failed", f"{exc}; nothing was applied")
         return _tell(ls, outcome).as_result()
 
     @server.feature(types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False))
@@ -127,12 +129,12 @@ async def _open_chat(ls, fresh: bool) -> dict:
     async with storage.using(ls, target) as state, state.lock:
         document = storage.open_document(ls, target)
         try:
-            text = document.text if document is not None else storage.read(target)
+            text = storage.text_of(ls, target)
             if text is None:
                 text = chat_writing.new_chat_text(storage.workspace_name(ls))
                 storage.write(target, text)
                 log.info("created the chat %s", target.path)
-        except OSError as exc:
+        except (OSError, storage.OutOfSync) as exc:
             return _refusal(ls, f"could not open the chat {target.path}: {exc}")
         # Where the question goes, unless the editor has the chat open (its cursor stays).
         selection = storage.end_of(ls, text) if document is None else None

@@ -55,6 +55,8 @@ async def send(ls, target: ChatFile, token: str) -> Outcome:
             text = storage.text_of(ls, target)
         except UnsafePath as exc:
             return tell(ls, Outcome("refused", f"{exc}; nothing was sent"), "chat")
+        except storage.OutOfSync as exc:
+            return tell(ls, Outcome("failed", f"{exc}; nothing was sent"), "chat")
         if text is None:
             missing = f"the chat {file_name_of(target.uri)} does not exist"
             return tell(ls, Outcome("failed", missing), "chat")
@@ -287,8 +289,8 @@ class Answer:
         """The reasoning, for the hover over the heading (the last `## DeepSeek`)."""
         document = storage.open_document(self._ls, self._target)
         try:
-            text = document.text if document is not None else storage.read(self._target)
-        except OSError:
+            text = storage.text_of(self._ls, self._target)
+        except (OSError, storage.OutOfSync):  # no hover, then: the answer is in
             return
         answers = [t for t in chat.parse_chat(text or "").turns if t.role == "assistant"]
         if not answers:

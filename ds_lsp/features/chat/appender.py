@@ -99,11 +99,7 @@ class Appender:
 
     def _to_file(self, render: Callable[[str], str]) -> str:
         if storage.is_open(self._ls, self._target):
-            reason = self._ls.documents.out_of_sync(self._target.uri) or "it is out of sync"
-            raise AppendFailed(
-                f"the server's copy of the chat is out of sync with the editor's ({reason}): "
-                "close and reopen the chat"
-            )
+            raise AppendFailed(str(storage.out_of_sync(self._ls, self._target)))
         if self.went_to_editor:
             raise AppendFailed("the chat was closed in the editor")
         text = storage.read(self._target) or ""

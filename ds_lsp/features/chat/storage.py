@@ -143,11 +143,27 @@ def write(target: ChatFile, text: str) -> None:
     fs.atomic_write(target.path, text, target.root)
 
 
+class OutOfSync(Exception):
+    """The editor has the chat open, but the server's copy is out of sync with it."""
+
+
+def out_of_sync(ls, target: ChatFile) -> OutOfSync:
+    reason = ls.documents.out_of_sync(target.uri) or "a change could not be applied"
+    return OutOfSync(
+        f"the server's copy of the chat is out of sync with the editor's ({reason}): "
+        "close and reopen the chat"
+    )
+
+
 def text_of(ls, target: ChatFile) -> str | None:
-    """The chat as the editor has it, else as the file has it (None: no such file)."""
+    """The chat as the editor has it, else as the file has it (None: no such file).
+    OutOfSync when the editor has it open but the server's copy is not the editor's
+    (the file would be older than what the user sees)."""
     document = open_document(ls, target)
     if document is not None:
         return document.text
+    if is_open(ls, target):
+        raise out_of_sync(ls, target)
     return read(target)
 
 
