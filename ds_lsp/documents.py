@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 TextChange = TextDocumentContentChangePartial | TextDocumentContentChangeWholeDocument
 
 # Versions kept per document, to check an edit in the editor's echo of it.
-_HISTORY = 16
+_HISTORY = 8
 
 
 @dataclass(frozen=True, eq=False)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
+from pygls.uris import from_fs_path
 
 from ds_lsp import chat, fs
 from ds_lsp.documents import Document
@@ -90,7 +91,7 @@ def current_chat(ls, fresh: bool = False) -> ChatFile:
     place = chat.new_chat_path if fresh else chat.chat_path
     location = ls.settings.chat_location
     path = place(workspace_root(ls), location, state_dir())
-    return ChatFile(path.as_uri(), path, _root_for(ls, location))
+    return ChatFile(from_fs_path(str(path)) or path.as_uri(), path, _root_for(ls, location))
 
 
 def chat_file(ls, uri: str) -> ChatFile | None:
