@@ -255,7 +255,9 @@ async def run_way(way: str, places: int) -> dict:
             await editor.client.workspace_execute_command_async(
                 types.ExecuteCommandParams(command="dsLsp.warmUp", arguments=[])
             )
+        print(f"{way}: typing at {places} spots", file=sys.stderr, flush=True)
         at_pause, keystrokes = await type_bursts(editor, places)
+        print(f"{way}: typed", file=sys.stderr, flush=True)
         server = await editor.stats()
     finally:
         try:

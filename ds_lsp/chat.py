@@ -1,4 +1,4 @@
-"""The chat document: parse it, turn it into model messages, render what gets appended.
+"""The chat document: parse it, turn it into model messages, find what to apply.
 
 The chat is a Markdown file the server owns (docs/chat.md). Turns sit under
 `## You` and `## DeepSeek` headings; the user writes the next question under the
@@ -15,34 +15,28 @@ so editors can follow it and the file is found again wherever the chat lives. A
 target that a bare Markdown link cannot hold (parentheses, spaces) is written in
 `<...>`. The link line is immediately followed by the fenced block.
 
-Pure text logic, no LSP; only chat_path and new_chat_path look at a folder.
-Line numbers: the chat document's lines are 0-based, as in LSP; the lines of a
-referenced file are 1-based and inclusive, as the links show them.
-
-Appending: the server only ever appends, at the end of the chat as it knows it
-(kept current by didChange). Each render helper takes the chat's current text
-and returns exactly what to insert at its end: it closes a code fence left open
-(a cut-off answer), leaves one blank line before the addition, and uses the
-document's line endings. Nothing the user wrote is changed, lost or duplicated.
+What the server writes into a chat (added code, headings, the model's text
+made inert) is ds_lsp/chat_writing.py. Pure text logic, no LSP; only chat_path
+and new_chat_path look at a folder. Line numbers: the chat document's lines are
+0-based, as in LSP; the lines of a referenced file are 1-based and inclusive,
+as the links show them.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import unquote, urlparse
 
 from ds_lsp import prompts
 from ds_lsp.backends.base import Message
-from ds_lsp.context.gather import CHARS_PER_TOKEN
-from ds_lsp.editing import _FENCE, _leading_whitespace, _tag_language, newline_of, split_lines
+from ds_lsp.markdown import FencedBlock, block_at, fence_for
 from ds_lsp.reasoning import split_reasoning
+from ds_lsp.text import estimate_tokens, lines_of
 
 Role = Literal["user", "assistant"]
 
@@ -50,7 +44,7 @@ USER_HEADING = "## You"
 ASSISTANT_HEADING = "## DeepSeek"
 
 # `## You`, `## DeepSeek`, optionally with a note: `## DeepSeek (cut off)`.
-_HEADING = re.compile(r"## (?P<name>You|DeepSeek)(?:[ \t]+\(.*\))?[ \t]*")
+HEADING = re.compile(r"## (?P<name>You|DeepSeek)(?:[ \t]+\(.*\))?[ \t]*")
 _ROLES: dict[str, Role] = {"You": "user", "DeepSeek": "assistant"}
 
 # The line heading a referenced block: optional `symbol` in, then a link whose text
@@ -63,7 +57,6 @@ _REFERENCE = re.compile(
 _LINES_FRAGMENT = re.compile(r"L(?P<start>\d+)(?:-L?(?P<end>\d+))?")
 _LINES_SUFFIX = re.compile(r":(?P<start>\d+)(?:-(?P<end>\d+))?\Z")
 _CUT_OFF = re.compile(r"\*\(cut off\b.*\)\*[ \t]*\Z")
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 # Template markers and role names cost a few tokens per message.
 _MESSAGE_OVERHEAD = 4
@@ -86,15 +79,6 @@ class ChatTooLong(ChatError):
 
 
 # ---------------------------------------------------------------- parsing
-
-
-@dataclass(frozen=True)
-class FencedBlock:
-    language: str | None  # canonical language of its tag (`py` -> python); None untagged
-    code: str  # its lines, "\n" between them
-    start_line: int  # the opening fence's line
-    end_line: int  # the closing fence's line (the chat's last line when never closed)
-    closed: bool = True  # False: the fence runs to the end of the chat (a cut-off answer)
 
 
 @dataclass(frozen=True)
@@ -145,10 +129,10 @@ def parse_chat(text: str) -> Chat:
     parsed, so code actions work while an answer streams; `pending_question` judges
     whether it can be sent. A heading inside a fenced block is code, not a heading.
     """
-    lines = _lines(text)
+    lines = lines_of(text)
     headings: list[tuple[int, Role]] = []
     blocks: list[FencedBlock] = []
-    for row, item in _scan(lines):
+    for row, item in scan(lines):
         if isinstance(item, FencedBlock):
             blocks.append(item)
         else:
@@ -163,43 +147,17 @@ def parse_chat(text: str) -> Chat:
     return Chat(tuple(turns))
 
 
-def _lines(text: str) -> list[str]:
-    """The lines as LSP counts them: an empty last line after a final line break."""
-    lines = [line.rstrip("\r\n") for line in split_lines(text)]
-    if not text or text.endswith(("\n", "\r")):
-        lines.append("")
-    return lines
-
-
-def _scan(lines: list[str]) -> Iterator[tuple[int, Role | FencedBlock]]:
+def scan(lines: list[str]) -> Iterator[tuple[int, Role | FencedBlock]]:
     """The headings (as their role) and fenced blocks, in order, with their lines."""
     row = 0
     while row < len(lines):
-        heading = _HEADING.fullmatch(lines[row])
+        heading = HEADING.fullmatch(lines[row])
         if heading:
             yield row, _ROLES[heading["name"]]
-        elif block := _block_at(lines, row):
+        elif block := block_at(lines, row):
             yield row, block
             row = block.end_line
         row += 1
-
-
-def _block_at(lines: list[str], row: int) -> FencedBlock | None:
-    """The fenced block opening on `row`, with the closing rule editing.py uses
-    (CommonMark's: the same character, at least as long, no tag)."""
-    opening = _FENCE.match(lines[row])
-    if not opening or (opening["fence"][0] == "`" and "`" in opening["info"]):
-        return None
-    fence = opening["fence"]
-    closing = re.compile(rf"[ \t]*{re.escape(fence[0])}{{{len(fence)},}}[ \t]*")
-    indent = len(opening["indent"])  # a fence indented in a list item indents its code
-    end = row + 1
-    while end < len(lines) and not closing.fullmatch(lines[end]):
-        end += 1
-    body = [line[min(indent, len(_leading_whitespace(line))) :] for line in lines[row + 1 : end]]
-    closed = end < len(lines)
-    language = _tag_language(opening["info"])
-    return FencedBlock(language, "\n".join(body), row, min(end, len(lines) - 1), closed)
 
 
 def _references(lines: list[str], blocks: Sequence[FencedBlock], first_line: int):
@@ -265,11 +223,6 @@ def _without_references(turn: Turn) -> str:
         for row in range(reference.line, block.end_line + 1):
             lines[row - turn.start_line] = ""
     return "\n".join(lines)
-
-
-def estimate_tokens(text: str) -> int:
-    """A token count good enough for a budget, without a tokenizer."""
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
 def to_messages(
@@ -350,12 +303,12 @@ def _messages(
 
 
 def _reference_heading_for_model(reference: CodeReference) -> str:
-    where = f"{reference.display}:{_line_span(reference.start, reference.end)}"
+    where = f"{reference.display}:{line_span(reference.start, reference.end)}"
     return f"`{reference.symbol}` in {where}" if reference.symbol else where
 
 
 def _reference_for_model(reference: CodeReference) -> str:
-    fence = _fence_for(reference.code)
+    fence = fence_for(reference.code)
     return (
         f"{_reference_heading_for_model(reference)}\n"
         f"{fence}{reference.language or ''}\n{reference.code}\n{fence}"
@@ -444,138 +397,6 @@ def _mentions(code: str, symbol: str) -> bool:
     return re.search(rf"(?<![\w$]){re.escape(name)}(?![\w$])", code) is not None
 
 
-# ---------------------------------------------------------------- rendering
-
-
-def reference_display(uri: str, workspace_root: Path | None) -> str:
-    """How the chat names a file: relative to the workspace root when inside it, else
-    its absolute path; a URI that is not a file (untitled:...) as it is."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "file":
-        return uri
-    path = Path(unquote(parsed.path))
-    if workspace_root is not None and path.is_relative_to(workspace_root):
-        return path.relative_to(workspace_root).as_posix()
-    return path.as_posix()
-
-
-def selection_block(
-    display: str,
-    target: str,
-    start: int,
-    end: int,
-    symbol: str | None,
-    language: str | None,
-    code: str,
-) -> str:
-    """Code from a file as the chat shows it: the link line, then the fenced block.
-
-    `display` names the file (reference_display), `target` is its URI; lines are
-    1-based, inclusive; `symbol` is the enclosing definition's name
-    (context.gather.enclosing_definition). No line break at the end; append it
-    with selection_addition.
-    """
-    span = _line_span(start, end)
-    fragment = f"#L{start}" if start == end else f"#L{start}-L{end}"
-    destination = target + fragment
-    if re.search(r"[\s()<>]", destination):
-        destination = f"<{destination}>"
-    link = f"[{_escape_link_text(display)}:{span}]({destination})"
-    if symbol and "`" not in symbol:
-        link = f"`{symbol}` in {link}"
-    code = _LINE_BREAK.sub("\n", code).removesuffix("\n")
-    fence = _fence_for(code)
-    return f"{link}\n{fence}{language or ''}\n{code}\n{fence}"
-
-
-def selection_addition(chat_text: str, block: str) -> str:
-    """What to append to the chat to add `block` (selection_block) to the pending
-    question, after a blank line; with a new `## You` heading when the chat does not
-    end in one (empty, or ending in an answer). Ends with a blank line to type in."""
-    closing = _closing_fence(chat_text)
-    turns = parse_chat(chat_text + closing).turns
-    heading = "" if turns and turns[-1].role == "user" else f"{USER_HEADING}\n\n"
-    return _addition(chat_text, f"{heading}{block}\n\n")
-
-
-def answer_heading(chat_text: str) -> str:
-    """What to append before streaming an answer: the `## DeepSeek` heading."""
-    return _addition(chat_text, f"{ASSISTANT_HEADING}\n\n")
-
-
-def cut_off_marker(chat_text: str, reason: str = "the answer was stopped") -> str:
-    """What to append after an answer that did not finish (cancelled, cut at max
-    tokens, a model error): a one-line note, which is not sent back to the model."""
-    return _addition(chat_text, f"*(cut off: {' '.join(reason.split())})*")
-
-
-def next_question_heading(chat_text: str) -> str:
-    """What to append after an answer: an empty `## You` turn for the next question."""
-    return _addition(chat_text, f"{USER_HEADING}\n\n")
-
-
-def new_chat_text(workspace_name: str, newline: str = "\n") -> str:
-    """A fresh chat: a title, a short how-to comment, and the first `## You`."""
-    text = (
-        f"# Chat with DeepSeek: {workspace_name}\n\n"
-        f'<!-- Write your question under the last "{USER_HEADING}", then send it with the '
-        '"Send to DeepSeek" code action or code lens. "Add to chat" on a selection in a '
-        "file adds its code here. The model's reasoning goes to the log and to the hover "
-        f'on "{ASSISTANT_HEADING}". -->\n\n'
-        f"{USER_HEADING}\n\n"
-    )
-    return text.replace("\n", newline)
-
-
-def _addition(chat_text: str, addition: str) -> str:
-    """`addition` ("\\n" line breaks) as appended to `chat_text`: an open fence closed
-    first, then one blank line before it, all in the document's line breaks."""
-    closing = _closing_fence(chat_text)
-    text = chat_text + closing
-    breaks = len(_LINE_BREAK.findall(text[len(text.rstrip()) :]))
-    at_line_start = not text or text.endswith(("\n", "\r"))
-    wanted = 2 if text.strip() else 0  # a blank line after content; none at the top
-    separator = "\n" * max(wanted - breaks, 0 if at_line_start else 1)
-    return (closing + separator + addition).replace("\n", newline_of(chat_text))
-
-
-def _closing_fence(chat_text: str) -> str:
-    """A line closing the fenced block the chat ends inside ("" when it ends outside),
-    so the headings appended next are headings, not code."""
-    lines = _lines(chat_text)
-    last = None
-    for _, item in _scan(lines):
-        last = item
-    if not isinstance(last, FencedBlock) or last.closed:
-        return ""
-    opening = _FENCE.match(lines[last.start_line])
-    line_break = "" if lines[-1] == "" else "\n"
-    return f"{line_break}{opening['indent']}{opening['fence']}\n"
-
-
-def fenced(code: str, language: str | None = None) -> str:
-    """`code` in a fenced block that no line of it can close (a longer fence when
-    the code holds fences itself); no line break at the end."""
-    code = _LINE_BREAK.sub("\n", code).removesuffix("\n")
-    fence = _fence_for(code)
-    return f"{fence}{language or ''}\n{code}\n{fence}"
-
-
-def _fence_for(code: str) -> str:
-    """A backtick fence longer than any backtick fence line in the code."""
-    fences = (_FENCE.match(line) for line in code.split("\n"))
-    runs = [len(m["fence"]) for m in fences if m and m["fence"][0] == "`"]
-    return "`" * max([3, *(run + 1 for run in runs)])
-
-
-def _escape_link_text(text: str) -> str:
-    return re.sub(r"([\\\[\]])", r"\\\1", text)
-
-
-def _line_span(start: int, end: int) -> str:
-    return str(start) if start == end else f"{start}-{end}"
-
-
 # ---------------------------------------------------------------- where chats live
 
 ChatLocation = Literal["state", "workspace"]
@@ -634,3 +455,8 @@ def _chat_numbers(folder: Path) -> list[int]:
 
 def _numbered(folder: Path, number: int) -> Path:
     return folder / ("chat.md" if number <= 1 else f"chat-{number}.md")
+
+
+def line_span(start: int, end: int) -> str:
+    """`12-40`, or `12` for one line (1-based, as links and messages show lines)."""
+    return str(start) if start == end else f"{start}-{end}"

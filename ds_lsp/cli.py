@@ -6,13 +6,10 @@ import argparse
 import asyncio
 import codecs
 import logging
-import os
-import stat
 import sys
-import tempfile
 from pathlib import Path
 
-from ds_lsp import __version__, config
+from ds_lsp import __version__, config, fs
 
 log = logging.getLogger("ds_lsp")
 
@@ -111,29 +108,11 @@ def parse_lines(spec: str, line_count: int) -> tuple[int, int]:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    """Replace the file in one step, so a crash never leaves half a file.
-
-    A symlink is written through: its target is replaced and the link stays a
-    link. The new file keeps the old one's permissions and, where allowed, owner.
-    """
+    """Replace the file in one step (fs.atomic_write), so a crash never leaves half
+    a file. The user named this file: a symlink is written through (its target is
+    replaced, the link stays a link)."""
     target = path.resolve(strict=True)
-    old = target.stat()
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".ds-lsp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, stat.S_IMODE(old.st_mode))
-        if hasattr(os, "chown") and (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
-            try:
-                os.chown(tmp, old.st_uid, old.st_gid)
-            except PermissionError:
-                pass  # only root may give a file away; the user's own file stays theirs
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    fs.atomic_write(target, data, root=target.parent)
 
 
 class _ReasoningPrinter:

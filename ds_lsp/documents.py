@@ -19,10 +19,10 @@ Parsers are shared per language and not thread-safe: use the store, and read
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import PurePosixPath
-from urllib.parse import unquote, urlparse
+from pathlib import PurePath
 
 import tree_sitter
 from lsprotocol.types import (
@@ -31,6 +31,7 @@ from lsprotocol.types import (
     TextDocumentContentChangePartial,
     TextDocumentContentChangeWholeDocument,
 )
+from pygls.uris import to_fs_path, uri_scheme
 
 from ds_lsp.context.treesitter import get_parser, language_for_document
 from ds_lsp.positions import ByteEdit, IndexedText, LspPosition
@@ -38,6 +39,9 @@ from ds_lsp.positions import ByteEdit, IndexedText, LspPosition
 log = logging.getLogger(__name__)
 
 TextChange = TextDocumentContentChangePartial | TextDocumentContentChangeWholeDocument
+
+# Versions kept per document, to check an edit in the editor's echo of it.
+_HISTORY = 8
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,6 +116,8 @@ class DocumentStore:
     def __init__(self, encoding: PositionEncodingKind = PositionEncodingKind.Utf16) -> None:
         self.encoding = encoding
         self._documents: dict[str, Document] = {}
+        self._diverged: dict[str, str] = {}  # uri -> why its copy is out of sync
+        self._history: dict[str, deque[Document]] = {}  # the last few versions, oldest first
 
     def open(self, uri: str, language_id: str, version: int, text: str) -> Document:
         """Start following a document (didOpen); opening it again starts afresh."""
@@ -120,19 +126,39 @@ class DocumentStore:
         parser = _parser(language)
         syntax = _Syntax(parser, content.data, None) if parser else None
         document = Document(uri, language_id, language, version, content, self.encoding, syntax)
-        self._documents[uri] = document
+        self._diverged.pop(uri, None)
+        self._keep(document, fresh=True)
         return document
 
     def change(self, uri: str, version: int, changes: Sequence[TextChange]) -> Document:
         """Apply didChange's changes in order and return the new document.
 
-        ValueError for an unknown URI or an impossible range (start after end, a
-        negative position); the document is then left as it was. A position past the
-        end of a line or of the text is clamped, as LSP allows.
+        ValueError for an unknown URI. OutOfSync when the changes cannot be applied
+        (a range ending before it starts, a version that does not go up): the
+        server's copy can no longer be the editor's, so from then on `get` answers
+        None and every later change is refused too, until a change with the whole
+        text (or a didOpen) brings it back. A position past the end of a line or of
+        the text is clamped, as LSP allows.
         """
         document = self._documents.get(uri)
         if document is None:
             raise ValueError(f"change to a document that is not open: {uri}")
+        if uri in self._diverged:
+            whole = [n for n, c in enumerate(changes) if getattr(c, "range", None) is None]
+            if not whole:
+                raise OutOfSync(uri, self._diverged[uri])
+            changes = changes[whole[-1] :]  # the editor's whole text: in step again
+            del self._diverged[uri]
+        elif version <= document.version:
+            raise self._diverge(uri, f"version {version} came after version {document.version}")
+        try:
+            new_document = self._applied(document, version, changes)
+        except ValueError as exc:
+            raise self._diverge(uri, str(exc)) from None
+        self._keep(new_document)
+        return new_document
+
+    def _applied(self, document: Document, version: int, changes: Sequence[TextChange]):
         content = document.content
         edits: list[ByteEdit] = []
         whole = False
@@ -146,27 +172,51 @@ class DocumentStore:
             end = content.offset_at(change_range.end, self.encoding)
             if start > end:
                 raise ValueError(
-                    f"change range ends before it starts: {_show(change_range.start)}"
-                    f" to {_show(change_range.end)} in {uri}"
+                    f"a change range ends before it starts: {_show(change_range.start)}"
+                    f" to {_show(change_range.end)}"
                 )
             content, edit = content.replace(start, end, change.text)
             edits.append(edit)
         syntax = document._syntax
         if syntax is not None:
             syntax = syntax.edited(content.data, None if whole else edits)
-        new_document = replace(document, version=version, content=content, _syntax=syntax)
-        self._documents[uri] = new_document
-        return new_document
+        return replace(document, version=version, content=content, _syntax=syntax)
+
+    def _diverge(self, uri: str, reason: str) -> OutOfSync:
+        self._diverged[uri] = reason
+        return OutOfSync(uri, reason)
+
+    def _keep(self, document: Document, fresh: bool = False) -> None:
+        self._documents[document.uri] = document
+        history = self._history.get(document.uri)
+        if fresh or history is None:
+            history = self._history[document.uri] = deque(maxlen=_HISTORY)
+        history.append(document)
 
     def close(self, uri: str) -> None:
         """Stop following a document (didClose); an unknown URI is ignored."""
         self._documents.pop(uri, None)
+        self._diverged.pop(uri, None)
+        self._history.pop(uri, None)
 
     def get(self, uri: str) -> Document | None:
-        return self._documents.get(uri)
+        """The document as the editor has it; None when it is not open, or when the
+        server's copy is out of sync (see `change`): nothing may be computed on it."""
+        return None if uri in self._diverged else self._documents.get(uri)
+
+    def out_of_sync(self, uri: str) -> str | None:
+        """Why the server's copy of an open document no longer matches the editor's;
+        None when it does (or the document is not open)."""
+        return self._diverged.get(uri)
+
+    def versions_after(self, uri: str, version: int) -> list[Document]:
+        """The versions after `version` among the last few kept, oldest first: where
+        the editor's echo of an edit made at `version` is."""
+        return [d for d in self._history.get(uri, ()) if d.version > version]
 
     def values(self) -> list[Document]:
-        return list(self._documents.values())
+        """The documents in sync with the editor."""
+        return [d for uri, d in self._documents.items() if uri not in self._diverged]
 
     def __iter__(self) -> Iterator[Document]:
         return iter(self.values())
@@ -175,7 +225,20 @@ class DocumentStore:
         return len(self._documents)
 
     def __contains__(self, uri: object) -> bool:
+        """Whether the editor has the document open (in sync or not)."""
         return uri in self._documents
+
+
+class OutOfSync(ValueError):
+    """A change that cannot be applied: the server's copy is no longer the editor's."""
+
+    def __init__(self, uri: str, reason: str) -> None:
+        super().__init__(
+            f"{uri}: the server's copy is out of sync with the editor's ({reason}); "
+            "DeepSeek will not touch it until the editor sends its whole text or reopens it"
+        )
+        self.uri = uri
+        self.reason = reason
 
 
 class _Syntax:
@@ -229,4 +292,5 @@ def _show(position: LspPosition) -> str:
 
 def file_name_of(uri: str) -> str:
     """The file name a URI ends in, for messages: file:///a/b%20c.py -> "b c.py"."""
-    return PurePosixPath(unquote(urlparse(uri).path)).name or uri
+    path = to_fs_path(uri) if uri_scheme(uri) == "file" else None
+    return PurePath(path).name if path else uri.rsplit("/", 1)[-1] or uri

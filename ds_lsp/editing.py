@@ -30,13 +30,15 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from dataclasses import dataclass
 
-from ds_lsp.context.treesitter import (
-    SUPPORTED_LANGUAGES,
-    language_for_lsp_id,
-    language_for_path,
-    parse_error_count,
+from ds_lsp.context.treesitter import SUPPORTED_LANGUAGES, parse_error_count
+from ds_lsp.markdown import FencedBlock, canonical_language, find_blocks
+from ds_lsp.text import (
+    LINE_BREAK,
+    leading_whitespace,
+    newline_of,
+    normalize_breaks,
+    split_lines,
 )
 
 
@@ -46,71 +48,11 @@ class UnusableAnswer(Exception):
 
 # ---------------------------------------------------------------- code blocks
 
-# Fence tags that are neither an LSP languageId nor a file extension.
-_TAG_ALIASES = {
-    "python3": "python",
-    "py3": "python",
-    "node": "javascript",
-    "golang": "go",
-    "c++": "cpp",
-}
-
 # Blocks in a close relative of the selection's language are the next best thing.
 _FAMILIES = {"javascript": "js", "typescript": "js", "tsx": "js", "c": "c", "cpp": "c"}
 
-_FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
-
-@dataclass(frozen=True)
-class _Block:
-    language: str | None  # canonical language of its tag; None when untagged
-    code: str
-
-
-def _canonical_language(name: str) -> str:
-    """'py' -> 'python', 'typescriptreact' -> 'tsx', 'app.rs' -> 'rust'; unknown names as is."""
-    name = name.lower()
-    return (
-        _TAG_ALIASES.get(name)
-        or language_for_lsp_id(name)
-        or language_for_path("x." + name)  # an extension, or a file name like app.py
-        or name
-    )
-
-
-def _tag_language(info: str) -> str | None:
-    # Tags come as `python`, `python title="x.py"`, `{python}`, `py:src/app.py`, `app.py`.
-    words = re.split(r"[\s:{},]+", info.strip())
-    tag = next((word.lstrip(".") for word in words if word.lstrip(".")), None)  # pandoc: {.py}
-    return _canonical_language(tag) if tag else None
-
-
-def _find_blocks(lines: list[str]) -> list[_Block]:
-    """Fenced blocks, CommonMark style: a closing fence uses the same character, is at
-    least as long and has no tag; a fence never closed runs to the end."""
-    blocks = []
-    i = 0
-    while i < len(lines):
-        opening = _FENCE.match(lines[i])
-        i += 1
-        if not opening or (opening["fence"][0] == "`" and "`" in opening["info"]):
-            continue
-        fence = opening["fence"]
-        closing = re.compile(rf"[ \t]*{re.escape(fence[0])}{{{len(fence)},}}[ \t]*")
-        # An indented fence (inside a list item) indents its content as much.
-        indent = len(opening["indent"])
-        body = []
-        while i < len(lines) and not closing.fullmatch(lines[i]):
-            line = lines[i]
-            body.append(line[min(indent, len(_leading_whitespace(line))) :])
-            i += 1
-        i += 1  # past the closing fence
-        blocks.append(_Block(_tag_language(opening["info"]), "\n".join(body)))
-    return blocks
-
-
-def _choose_block(blocks: list[_Block], language: str | None) -> str:
+def _choose_block(blocks: list[FencedBlock], language: str | None) -> str:
     if len(blocks) == 1:
         return blocks[0].code
     count = len(blocks)
@@ -268,11 +210,11 @@ def extract_code(answer: str, language: str | None = None) -> str:
     The code comes back with "\\n" line breaks, no leading or trailing blank lines and
     no final newline; replace_lines adds what the document needs.
     """
-    text = _LINE_BREAK.sub("\n", answer)
+    text = normalize_breaks(answer)
     if not text.strip():
         raise UnusableAnswer("the answer is empty")
-    language = _canonical_language(language) if language else None
-    blocks = _find_blocks(text.split("\n"))
+    language = canonical_language(language) if language else None
+    blocks = find_blocks(text.split("\n"))
     code = _choose_block(blocks, language) if blocks else _unfenced_code(text, language)
     code = _trim_blank_lines(code)
     if not code:
@@ -290,20 +232,9 @@ def _trim_blank_lines(code: str) -> str:
 
 # ---------------------------------------------------------------- indentation
 
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
-
-
-def split_lines(text: str) -> list[str]:
-    """Lines with their endings, split where LSP splits (\\n, \\r\\n, \\r) and nowhere else."""
-    return _LINE.findall(text)
-
-
-def _leading_whitespace(line: str) -> str:
-    return line[: len(line) - len(line.lstrip(" \t"))]
-
 
 def _indents(text: str) -> list[str]:
-    return [_leading_whitespace(line) for line in split_lines(text) if line.strip()]
+    return [leading_whitespace(line) for line in split_lines(text) if line.strip()]
 
 
 def _common_indent(text: str) -> str:
@@ -344,7 +275,7 @@ def reindent(code: str, original: str) -> str:
         if not line.strip():
             result.append(line)
             continue
-        relative = _leading_whitespace(line)[len(current) :]
+        relative = leading_whitespace(line)[len(current) :]
         if target.startswith("\t"):
             width = len(relative.replace("\t", tab))
             relative = "\t" * (width // len(tab)) + " " * (width % len(tab))
@@ -355,12 +286,6 @@ def reindent(code: str, original: str) -> str:
 
 
 # ---------------------------------------------------------------- applying and checking
-
-
-def newline_of(text: str) -> str:
-    """The text's line break (its first one; "\\n" when it has none)."""
-    found = _LINE_BREAK.search(text)
-    return found.group() if found else "\n"
 
 
 def replace_lines(text: str, start: int, end: int, code: str) -> str:
@@ -376,9 +301,8 @@ def replace_lines(text: str, start: int, end: int, code: str) -> str:
         lines.append("")
     if not 0 <= start <= end < len(lines):
         raise ValueError(f"lines {start}..{end} are outside a text of {len(lines)} lines")
-    first_break = _LINE_BREAK.search(text)
-    newline = first_break.group() if first_break else "\n"
-    replacement = _LINE_BREAK.sub(newline, code)
+    newline = newline_of(text)
+    replacement = LINE_BREAK.sub(newline, code)
     if replacement:
         region_ends_with_newline = lines[end].endswith(("\n", "\r"))
         if region_ends_with_newline and not replacement.endswith(newline):

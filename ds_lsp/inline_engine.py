@@ -322,6 +322,8 @@ class InlineEngine:
         try:
             return await asyncio.shield(in_flight.task)
         except asyncio.CancelledError:
+            if in_flight.task.cancelled() and not asyncio.current_task().cancelling():
+                return None  # a keystroke left the generation behind: nothing to show
             asyncio.get_running_loop().call_later(
                 ADOPTION_GRACE, self._cancel_if_orphaned, uri, in_flight
             )
@@ -492,7 +494,7 @@ class InlineEngine:
         """At a spot whose prompt is not in the model's cache, evaluate it now, with
         no generation: by the pause only the last few tokens are left."""
         uri, band = document.uri, _band(document, offset)
-        if self._warm.get(uri, (None,))[0] == band or self._models.completion_speed() is None:
+        if self._warm.get(uri, (None,))[0] == band:
             return
         tokens = self._context_tokens(document, offset, full=False)
         self._warm[uri] = (band, tokens)

@@ -10,22 +10,38 @@ its own "Accept" lenses):
     the proposed code
     >>>>>>> DeepSeek 3f2a: proposed (Accept or Reject in the code actions)
 
-The original lines are also kept by the caller, so rejecting restores them
-byte for byte, whatever happens to the block's text. Accepting takes the
-proposed part as the document has it now: the user may have touched it up.
+The block is found again by what the server remembers of it (`Pending`), not
+by reading back text the user can see: the opening marker (its id makes it
+unique), then exactly the original lines and the middle marker, so a
+`=======` inside the proposed code (an RST title) is code; then the closing
+marker. Rejecting restores the original lines, which the server kept byte for
+byte. Accepting takes the proposed part as the document has it now: the user
+may have touched it up. Line breaks are the document's, CR-only ones included.
 
 Pure text logic, no LSP.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+
+from ds_lsp.reasoning_notes import Note
+from ds_lsp.text import ends_with_break
 
 _OPEN = "<<<<<<< DeepSeek {id}: current"
 _MIDDLE = "======="
 _CLOSE = ">>>>>>> DeepSeek {id}: proposed (Accept or Reject in the code actions)"
-_ANY_OPEN = re.compile(r"^<<<<<<< DeepSeek (?P<id>\S+): current$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A preview block in a document, as the server made it."""
+
+    id: str
+    uri: str
+    original: str  # the lines the block replaced, byte for byte
+    newline: str  # the document's line break, which the markers end with
+    note: Note  # the reasoning, for the hover once accepted
 
 
 @dataclass(frozen=True)
@@ -35,52 +51,61 @@ class Block:
     proposed: str  # the proposed lines as the document has them now
 
 
+def _lines(text: str, newline: str) -> str:
+    return text if not text or ends_with_break(text) else text + newline
+
+
 def render_block(original: str, code: str, block_id: str, newline: str) -> str:
     """The block that replaces `original` (whole lines, as in the document).
 
     `code` is the proposed replacement. The closing marker ends with a line
     break exactly when `original` did, so the lines after it stay as they were.
     """
-    ends_with_break = original.endswith(("\n", "\r"))
-
-    def lines(text: str) -> str:
-        return text if not text or text.endswith(("\n", "\r")) else text + newline
-
     block = (
         _OPEN.format(id=block_id)
         + newline
-        + lines(original)
+        + _lines(original, newline)
         + _MIDDLE
         + newline
-        + lines(code)
+        + _lines(code, newline)
         + _CLOSE.format(id=block_id)
     )
-    return block + newline if ends_with_break else block
+    return block + newline if ends_with_break(original) else block
 
 
-def find_block(text: str, block_id: str) -> Block | None:
-    """The block `block_id` in `text`, or None when it was edited beyond recognition."""
-    opening = re.search(rf"^{re.escape(_OPEN.format(id=block_id))}(\r\n|\r|\n)", text, re.M)
-    if opening is None:
+def find_block(text: str, pending: Pending) -> Block | None:
+    """Where the block `pending` is in `text`; None when it is gone, or when its
+    markers or its current (original) part were edited: then it is the user's to
+    resolve by hand, as a merge conflict."""
+    head = _OPEN.format(id=pending.id) + pending.newline
+    head += _lines(pending.original, pending.newline) + _MIDDLE + pending.newline
+    start = _at_line_start(text, head, 0)
+    if start is None:
         return None
-    closing = re.compile(rf"^{re.escape(_CLOSE.format(id=block_id))}(\r\n|\r|\n)?", re.M)
-    close = closing.search(text, opening.end())
-    middle = re.compile(rf"^{_MIDDLE}(\r\n|\r|\n)", re.M)
-    # The last middle marker before the close: the original may hold one of its own.
-    middles = [m for m in middle.finditer(text, opening.end(), close.start() if close else 0)]
-    if close is None or not middles:
+    proposed_start = start + len(head)
+    close = _at_line_start(text, _CLOSE.format(id=pending.id), proposed_start)
+    if close is None:
         return None
-    return Block(opening.start(), close.end(), text[middles[-1].end() : close.start()])
+    end = close + len(_CLOSE.format(id=pending.id))
+    for line_break in ("\r\n", "\n", "\r"):  # its own line break, if any
+        if text.startswith(line_break, end):
+            end += len(line_break)
+            break
+    return Block(start, end, text[proposed_start:close])
 
 
-def block_ids(text: str) -> list[str]:
-    return _ANY_OPEN.findall(text) if "<<<<<<< DeepSeek" in text else []
+def _at_line_start(text: str, wanted: str, start: int) -> int | None:
+    """The first offset from `start` where `wanted` begins a line; None if none."""
+    found = text.find(wanted, start)
+    while found != -1:
+        if found == 0 or text[found - 1] in "\r\n":
+            return found
+        found = text.find(wanted, found + 1)
+    return None
 
 
 def accepted_text(block: Block, original: str) -> str:
     """What replaces the block on Accept: its proposed lines, ending like the original."""
-    if original.endswith(("\n", "\r")):
+    if ends_with_break(original):
         return block.proposed
-    return (
-        block.proposed.rstrip("\r\n") if block.proposed.endswith(("\n", "\r")) else block.proposed
-    )
+    return block.proposed.rstrip("\r\n") if ends_with_break(block.proposed) else block.proposed

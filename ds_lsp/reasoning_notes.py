@@ -91,7 +91,18 @@ class ReasoningNotes:
         found = [n for n in notes.active if n.start_line <= line <= n.end_line] if notes else []
         return found[-1] if found else None
 
+    def drop(self, uri: str, note_id: str) -> None:
+        """Forget one note, active or pending (an edit that did not land)."""
+        notes = self._by_uri.get(uri)
+        if notes is None:
+            return
+        notes.active = [note for note in notes.active if note.id != note_id]
+        notes.pending = [(note, text) for note, text in notes.pending if note.id != note_id]
+        if not notes.active and not notes.pending:
+            del self._by_uri[uri]
+
     def forget(self, uri: str) -> None:
+        """Forget every note of a document (it was closed)."""
         self._by_uri.pop(uri, None)
 
 

@@ -23,6 +23,7 @@ from ds_lsp.backends.base import (
     collect,
 )
 from ds_lsp.config import Settings
+from ds_lsp.text import split_lines
 
 # Lines of the file shown around the selection. Later: tree-sitter scopes.
 CONTEXT_LINES = 60
@@ -71,7 +72,7 @@ def resolve_instruction(request: EditRequest) -> tuple[EditRequest, int]:
     """The request with its instruction settled, and the first line of the code to
     rewrite. A `ds:` comment on the first line gives the instruction when none was
     given; that line is then replaced along with the code, so it leaves the file."""
-    lines = editing.split_lines(request.text)
+    lines = split_lines(request.text)
     first = lines[request.start_line] if request.start_line < len(lines) else ""
     from_comment = instruction_from_comment(first)
     if from_comment is None:
@@ -115,7 +116,7 @@ def refuse_mass_deletion(original: str, code: str, instruction: str) -> None:
 
 
 def build_prompt(request: EditRequest) -> str:
-    lines = editing.split_lines(request.text)
+    lines = split_lines(request.text)
     before, after = prompts.context_window(
         lines, request.start_line, request.end_line, CONTEXT_LINES
     )
@@ -173,7 +174,7 @@ async def run_edit(
 
     `stream_model` is a backend's (or the scheduler's) `stream`.
     """
-    lines = editing.split_lines(request.text)
+    lines = split_lines(request.text)
     if not 0 <= request.start_line <= request.end_line < max(len(lines), 1):
         raise EditFailed(
             f"lines {request.start_line + 1}-{request.end_line + 1} are outside the file "
@@ -195,7 +196,7 @@ async def run_edit(
 
 def _code_of(request: EditRequest, code_start: int, answer: str) -> str:
     """The answer's code, checked and indented like the selection (see `apply_answer`)."""
-    lines = editing.split_lines(request.text)
+    lines = split_lines(request.text)
     try:
         code = editing.extract_code(answer, request.language)
         first_line = code.split("\n", 1)[0]

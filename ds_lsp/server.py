@@ -8,14 +8,17 @@ the registry of running work.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidRequest
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
-from ds_lsp import __version__, config
+from ds_lsp import __version__, config, preview
 from ds_lsp.backends.scheduler import ModelScheduler
 from ds_lsp.documents import DocumentStore
 from ds_lsp.features import (
@@ -40,6 +43,53 @@ log = logging.getLogger("ds_lsp")
 FEATURES = (settings, documents, cancel, warmup, completion, code_actions, edit, chat, hover)
 
 
+@dataclass
+class DocumentState:
+    """What the server keeps for one open document, besides its text."""
+
+    previews: dict[str, preview.Pending] = field(default_factory=dict)  # by preview id
+    editing: bool = False  # an edit is running: one at a time per document
+
+
+@dataclass
+class ChatState:
+    """One chat (by its file, or its URI when it is no file) while it is in use."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one change at a time
+    answer: str | None = None  # the progress token of the answer streaming in
+    users: int = 0  # commands holding it; at 0, with no answer, it is dropped
+
+
+class ServerState:
+    """All per-document state, in one place: `forget(uri)` (didClose) frees it all,
+    and calls the forget hooks of what other parts keep by URI (reasoning notes,
+    the inline engine's pending suggestions)."""
+
+    def __init__(self) -> None:
+        self._documents: dict[str, DocumentState] = {}
+        self.chats: dict[str, ChatState] = {}
+        self.forget_hooks: list[Callable[[str], None]] = []
+
+    def of(self, uri: str) -> DocumentState:
+        """The document's state, made when first needed."""
+        return self._documents.setdefault(uri, DocumentState())
+
+    def get(self, uri: str) -> DocumentState | None:
+        return self._documents.get(uri)
+
+    def chat(self, key: str) -> ChatState:
+        """A chat's state, made when first needed (features/chat/storage.using)."""
+        return self.chats.setdefault(key, ChatState())
+
+    def forget(self, uri: str) -> None:
+        self._documents.pop(uri, None)
+        for hook in self.forget_hooks:
+            hook(uri)
+
+    def __len__(self) -> int:
+        return len(self._documents)
+
+
 class DsLspProtocol(LanguageServerProtocol):
     """pygls' protocol, plus: `$/cancelRequest` also cancels our own background work.
 
@@ -49,8 +99,11 @@ class DsLspProtocol(LanguageServerProtocol):
 
     def structure_message(self, data: dict):
         """A request whose params do not fit its method gets an error answer, so the
-        client never waits on it (pygls only logs it, as the id is lost with it)."""
+        client never waits on it (pygls only logs it, as the id is lost with it);
+        one whose method is not even a string is an Invalid Request (JSON-RPC 2.0)."""
         try:
+            if "id" in data and "method" in data and not isinstance(data["method"], str):
+                raise JsonRpcInvalidRequest(f"the method must be a string, not {data['method']!r}")
             return super().structure_message(data)
         except JsonRpcException as exc:
             if "id" in data and "method" in data:
@@ -76,6 +129,8 @@ class DsLspServer(LanguageServer):
         self.documents = DocumentStore()  # replaced at initialize, in the agreed encoding
         self.models = ModelScheduler(settings)
         self.notes = ReasoningNotes()  # where reasoning shows on hover
+        self.state = ServerState()  # per document (and per chat); freed on didClose
+        self.state.forget_hooks.append(self.notes.forget)
         self.client_name = ""  # clientInfo.name, for the odd editor-specific turn
         self.log_forwarder = log_feature.LogForwarder(self)
         log.addHandler(self.log_forwarder)

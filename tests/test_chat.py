@@ -15,26 +15,28 @@ from ds_lsp.chat import (
     CodeReference,
     EmptyQuestion,
     answer_block_at,
-    answer_heading,
     chat_folder,
     chat_path,
-    cut_off_marker,
     default_state_dir,
-    estimate_tokens,
-    fenced,
     is_chat_file,
     new_chat_path,
-    new_chat_text,
-    next_question_heading,
     parse_chat,
     pending_question,
     question_text,
+    to_messages,
+)
+from ds_lsp.chat_writing import (
+    answer_heading,
+    cut_off_marker,
+    new_chat_text,
+    next_question_heading,
     reference_display,
     selection_addition,
     selection_block,
-    to_messages,
 )
-from ds_lsp.editing import newline_of
+from ds_lsp.documents import file_name_of
+from ds_lsp.markdown import fenced
+from ds_lsp.text import estimate_tokens, newline_of
 
 F = "```"
 URI = "file:///home/me/proj/src/cli.py"
@@ -515,6 +517,13 @@ def test_reference_display():
     assert reference_display("file:///home/me/project2/x.py", root) == "/home/me/project2/x.py"
     assert reference_display("file:///etc/hosts", None) == "/etc/hosts"
     assert reference_display("untitled:Untitled-1", root) == "untitled:Untitled-1"
+
+
+def test_windows_uris_name_their_files():
+    """VS Code on Windows sends the drive letter escaped: file:///c%3A/..."""
+    uri = "file:///c%3A/Users/me/proj/src/a%20b.py"
+    assert reference_display(uri, Path("c:/Users/me/proj")) == "src/a b.py"
+    assert file_name_of(uri) == "a b.py"
 
 
 # ---------------------------------------------------------------- where chats live

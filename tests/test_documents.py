@@ -12,7 +12,7 @@ from lsprotocol.types import (
 )
 
 from ds_lsp.context.treesitter import get_parser
-from ds_lsp.documents import DocumentStore
+from ds_lsp.documents import DocumentStore, OutOfSync
 
 URI = "file:///home/me/project/app.py"
 UTF8, UTF16, UTF32 = (
@@ -236,16 +236,49 @@ def test_a_change_to_a_document_that_is_not_open_is_a_clear_error():
         DocumentStore().change("file:///nowhere.py", 2, [edit(0, 0, 0, 0, "x")])
 
 
-def test_a_bad_range_is_refused_and_changes_nothing():
+def test_a_bad_range_puts_the_document_out_of_sync_until_the_whole_text_comes():
+    """The editor applied a change the server could not: from then on the server's
+    copy is not the editor's, so nothing may be computed on it (get answers None)
+    and later changes, which the editor made to its own text, are not applied to
+    the wrong one. The editor's whole text, or a re-open, heals it."""
     store = DocumentStore()
     before = store.open(URI, "python", 1, PYTHON)
     good, backwards = edit(0, 0, 0, 0, "# ok\n"), edit(2, 0, 1, 0, "x")
-    with pytest.raises(ValueError, match="ends before it starts: 2:0 to 1:0"):
+    with pytest.raises(OutOfSync, match="ends before it starts: 2:0 to 1:0"):
         store.change(URI, 2, [good, backwards])
-    assert store.get(URI) is before
+    assert store.get(URI) is None and URI in store
+    assert "ends before it starts" in store.out_of_sync(URI)
     assert nodes(before.tree) == nodes(get_parser("python").parse(PYTHON.encode()))
-    # The store still works afterwards.
-    assert store.change(URI, 2, [good]).text == "# ok\n" + PYTHON
+    # A later, valid change is refused too: it was made to a text the server lacks.
+    with pytest.raises(OutOfSync):
+        store.change(URI, 3, [good])
+    assert store.get(URI) is None and store.values() == []
+    # The whole text brings it back, with the changes after it in the same message.
+    healed = store.change(URI, 4, [TextDocumentContentChangeWholeDocument(text="y = 1\n"), good])
+    assert healed.text == "# ok\ny = 1\n" and store.get(URI) is healed
+    assert store.out_of_sync(URI) is None
+    assert_tree_is_fresh(healed)
+
+
+def test_a_version_that_does_not_go_up_puts_the_document_out_of_sync():
+    store = DocumentStore()
+    store.open(URI, "python", 5, "x = 1\n")
+    with pytest.raises(OutOfSync, match="version 4 came after version 5"):
+        store.change(URI, 4, [edit(0, 0, 0, 0, "#")])
+    assert store.get(URI) is None
+    # A re-open starts afresh.
+    assert store.open(URI, "python", 1, "z = 3\n").text == store.get(URI).text == "z = 3\n"
+
+
+def test_the_version_after_an_edit_is_kept_for_checking_it():
+    store = DocumentStore()
+    store.open(URI, "python", 1, "x = 1\n")
+    store.change(URI, 2, [edit(0, 4, 0, 5, "2")])
+    store.change(URI, 3, [edit(0, 4, 0, 5, "3")])
+    assert [d.text for d in store.versions_after(URI, 1)] == ["x = 2\n", "x = 3\n"]
+    assert store.versions_after(URI, 3) == []
+    store.close(URI)
+    assert store.versions_after(URI, 1) == []
 
 
 def test_a_lone_surrogate_in_the_clients_text_is_kept_and_parsed():

@@ -548,3 +548,193 @@ async def test_with_nothing_selected_the_command_edits_the_enclosing_function(
 
     assert result["status"] == "applied", result
     assert editor.texts[PY] == SOURCE.replace("def area(r):", "def area(r: float) -> float:")
+
+
+# ---------------------------------------------------------------- what could lose code
+
+RST_DOCSTRING = (
+    "def area(r):\n"
+    '    """The area of a circle.\n'
+    "\n"
+    "Title\n"
+    "=======\n"
+    "More text.\n"
+    '"""\n'
+    "    return math.pi * r * r\n"
+)
+
+
+async def _accept(client, uri: str, line: int) -> dict:
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri),
+            range=types.Range(types.Position(line, 0), types.Position(line, 0)),
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+    )
+    accept = next(a for a in actions or [] if "Accept" in a.title)
+    return await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(accept.command.command, accept.command.arguments)
+    )
+
+
+async def test_accepting_a_proposal_that_holds_a_separator_line_keeps_all_of_it(
+    client, editor, fake_openai
+):
+    """An RST title underline is the same line as the block's middle marker."""
+    await start(client, fake_openai, editPreview=True)
+    editor.open(PY, SOURCE)
+    fake_openai.enqueue(Reply(content=fenced(RST_DOCSTRING)))
+    assert (await edit(client, instruction="Document it"))["status"] == "preview"
+
+    done = await _accept(client, PY, 4)
+
+    assert done["status"] == "applied", done
+    assert editor.texts[PY] == SOURCE.replace(
+        "def area(r):\n    return math.pi * r * r\n", RST_DOCSTRING
+    )
+
+
+@pytest.mark.parametrize("accept", [True, False])
+async def test_a_preview_in_a_document_with_cr_line_ends_can_be_settled(
+    client, editor, fake_openai, accept
+):
+    await start(client, fake_openai, editPreview=True)
+    source = SOURCE.replace("\n", "\r")
+    editor.open(PY, source)
+    fake_openai.enqueue(Reply(content=fenced(TYPED)))
+    assert (await edit(client))["status"] == "preview"
+    assert "<<<<<<< DeepSeek" in editor.texts[PY]
+
+    if accept:
+        done = await _accept(client, PY, 3)
+        assert done["status"] == "applied", done
+        assert editor.texts[PY] == source.replace("def area(r):", "def area(r: float) -> float:")
+    else:
+        [block_id] = _block_ids(editor.texts[PY].replace("\r", "\n"))
+        done = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams("dsLsp.rejectEdit", [{"uri": PY, "id": block_id}])
+        )
+        assert done["status"] == "rejected", done
+        assert editor.texts[PY] == source
+
+
+async def test_a_document_out_of_sync_gets_no_edit_until_the_editor_sends_its_text(
+    client, editor, fake_openai
+):
+    """A change the server cannot apply (a reversed range) leaves its copy behind the
+    editor's: no edit may be computed on it until the editor sends the whole text."""
+    await start(client, fake_openai)
+    editor.open(PY, SOURCE)
+    reversed_range = types.Range(types.Position(4, 0), types.Position(3, 0))
+    editor.versions[PY] += 1
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=PY, version=2),
+            content_changes=[types.TextDocumentContentChangePartial(reversed_range, "x")],
+        )
+    )
+    fake_openai.enqueue(Reply(content=fenced(TYPED)))
+
+    result = await edit(client)
+
+    assert result["status"] == "failed", result
+    assert "out of sync" in result["message"] and "reopen" in result["message"]
+    assert editor.applied == [] and editor.refused == []
+    assert fake_openai.requests == []  # not even the model was asked
+    assert "out of sync" in all_logs(client)
+
+    # The editor's whole text brings the server's copy back.
+    editor.versions[PY] += 1
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=PY, version=3),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=SOURCE)],
+        )
+    )
+    await _until_server_has(client, PY, SOURCE)
+    assert (await edit(client))["status"] == "applied"
+    assert editor.texts[PY] == SOURCE.replace("def area(r):", "def area(r: float) -> float:")
+
+
+class _TypingEditor(Editor):
+    """The user types a line at the top just before the editor applies an edit; the
+    editor then does what `how` says: "unversioned" (a client without
+    documentChanges applies plain changes where the positions fall now) or
+    "neovim" (answers `applied` to an edit for an old version, and drops it)."""
+
+    how: str = "unversioned"
+
+    def _apply_edit(self, params: types.ApplyWorkspaceEditParams):
+        self.insert(PY, 0, 0, "# typed while the edit was on its way\n")
+        [change] = params.edit.document_changes or [None]
+        if change is not None and change.text_document.version != self.versions[PY]:
+            return types.ApplyWorkspaceEditResult(applied=True)  # and nothing else
+        return super()._apply_edit(params)
+
+
+@pytest.mark.parametrize("how", ["unversioned", "neovim"])
+async def test_an_edit_the_editor_did_not_really_apply_is_reported(client, fake_openai, how):
+    editor = _TypingEditor(client)
+    editor.how = how
+    caps = client_capabilities("visual-studio-code")
+    info = None
+    if how == "unversioned":
+        caps.workspace.workspace_edit.document_changes = None
+    else:
+        caps.workspace.workspace_edit.document_changes = None
+        info = types.ClientInfo(name="Neovim", version="0.12.0")
+    options = {"backend": "openai", "baseUrl": fake_openai.base_url, "model": "m"}
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=caps, client_info=info, initialization_options={"dsLsp": options}
+        )
+    )
+    editor.open(PY, SOURCE)
+    fake_openai.enqueue(Reply(reasoning=REASONING, content=fenced(TYPED)))
+
+    result = await edit(client)
+
+    assert result["status"] == "failed", result
+    assert "does not hold it" in result["message"]
+    assert "does not hold it" in shown_messages(client)
+    # No reasoning is left waiting to be shown over lines the edit never wrote.
+    assert await hover(client, 3) is None
+
+
+async def test_the_reasoning_of_a_refused_edit_never_shows_up_later(client, editor, fake_openai):
+    """A failed edit's note must not wait for its text forever: if the user later
+    types that very text, its reasoning would show over their own lines."""
+    await start(client, fake_openai)
+    editor.open(PY, SOURCE)
+    editor.refuse_with = "read-only buffer"
+    fake_openai.enqueue(Reply(reasoning=REASONING, content=fenced(TYPED)))
+    assert (await edit(client))["status"] == "failed"
+
+    editor.replace(PY, types.Position(2, 0), types.Position(2, 12), "def area(r: float) -> float:")
+    await _until_server_has(client, PY, editor.texts[PY])
+
+    assert await hover(client, 2) is None
+
+
+async def test_closing_a_document_forgets_its_previews(client, editor, fake_openai):
+    await start(client, fake_openai, editPreview=True)
+    editor.open(PY, SOURCE)
+    fake_openai.enqueue(Reply(content=fenced(TYPED)))
+    assert (await edit(client))["status"] == "preview"
+    with_block = editor.texts[PY]
+
+    client.text_document_did_close(
+        types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(PY))
+    )
+    editor.open(PY, with_block)  # saved with the block in it, and opened again
+    await _until_server_has(client, PY, with_block)
+
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(PY),
+            range=types.Range(types.Position(4, 0), types.Position(4, 0)),
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+    )
+    assert not any("Accept" in a.title for a in actions or [])

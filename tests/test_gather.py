@@ -16,13 +16,13 @@ from ds_lsp.completion_prompts import (
     reserved_chars,
 )
 from ds_lsp.context.gather import (
-    CHARS_PER_TOKEN,
     WINDOW_STEP,
     CompletionContext,
     completion_mode,
     gather,
 )
 from ds_lsp.documents import Document, DocumentStore
+from ds_lsp.text import CHARS_PER_TOKEN
 
 HERE = "‸"  # marks the cursor in the texts below
 

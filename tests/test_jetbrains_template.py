@@ -29,30 +29,9 @@ from ds_lsp.context import treesitter
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "editors" / "jetbrains"
 
-# The keys LSP4IJ documents for template.json, from redhat-developer/lsp4ij at
-# d21cff925d36a476e1099420ccd9e8cd3e50fa18 (2026-06-23):
-# - docs/UserDefinedLanguageServerTemplate.md, "Template descriptor": id, name,
-#   programArgs (per OS: "default", "windows"), fileTypeMappings with fileType
-#   {name, patterns} and languageId;
-# - read by src/main/java/.../templates/ServerTemplateJsonDeserializer.java and
-#   launching/templates/LanguageServerTemplateDeserializer.java (constants in
-#   ServerTemplate.java, LanguageServerTemplate.java): also url, dev, env
-#   {includeSystemEnvironmentVariables, variables}, languageMappings {language,
-#   languageId}, workingDir, expandConfiguration, disablePromotionFor, and the
-#   programArgs OS keys "mac" and "unix".
-DOCUMENTED_TOP_KEYS = {"id", "name", "programArgs", "fileTypeMappings"}
-SOURCE_ONLY_TOP_KEYS = {
-    "url",
-    "dev",
-    "env",
-    "languageMappings",
-    "workingDir",
-    "expandConfiguration",
-    "disablePromotionFor",
-}
-PROGRAM_ARGS_KEYS = {"default", "windows", "mac", "unix"}
-FILE_TYPE_MAPPING_KEYS = {"fileType", "languageId"}
-FILE_TYPE_KEYS = {"name", "patterns"}
+# LSP4IJ's documented template descriptor, as a JSON Schema (vendored, with where
+# it came from: tests/fixtures/README.md).
+TEMPLATE_SCHEMA = Path(__file__).resolve().parent / "fixtures" / "lsp4ij" / "template.schema.json"
 # The files LSP4IJ reads from a template folder (LanguageServerTemplateManager.java,
 # createLsTemplate), and the ones the README's import steps rely on.
 TEMPLATE_FILES = {
@@ -93,19 +72,65 @@ def test_the_readme_says_how_to_import_and_what_to_expect():
         assert needed in readme, needed
 
 
-def test_template_json_uses_only_documented_keys():
-    template = load("template.json")
+def violations(value, schema: dict, where: str = "template.json") -> list[str]:
+    """What in `value` breaks `schema`: the JSON Schema keywords the vendored schema
+    uses (type, required, properties, additionalProperties, items, minLength,
+    minItems), each said with where it is."""
+    kinds = {"object": dict, "array": list, "string": str}
+    if not isinstance(value, kinds[schema["type"]]):
+        return [f"{where} is not a JSON {schema['type']}"]
+    found = []
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        found += [
+            f"{where} lacks {key!r}" for key in schema.get("required", []) if key not in value
+        ]
+        if schema.get("additionalProperties") is False:
+            found += [
+                f"{where} has {key!r}, which LSP4IJ does not document"
+                for key in value
+                if key not in properties
+            ]
+        for key, item in value.items():
+            if key in properties:
+                found += violations(item, properties[key], f"{where}.{key}")
+    elif isinstance(value, list):
+        if len(value) < schema.get("minItems", 0):
+            found.append(f"{where} has fewer than {schema['minItems']} items")
+        for index, item in enumerate(value):
+            found += violations(item, schema["items"], f"{where}[{index}]")
+    elif len(value) < schema.get("minLength", 0):
+        found.append(f"{where} is empty")
+    return found
 
-    assert set(template) <= DOCUMENTED_TOP_KEYS, set(template) - DOCUMENTED_TOP_KEYS
-    assert not set(template) & SOURCE_ONLY_TOP_KEYS
-    # LSP4IJ reads programArgs without a null check, and needs a name.
-    assert template["id"] and template["name"]
-    assert set(template["programArgs"]) <= PROGRAM_ARGS_KEYS
-    assert "default" in template["programArgs"]
-    for mapping in template["fileTypeMappings"]:
-        assert set(mapping) <= FILE_TYPE_MAPPING_KEYS
-        assert set(mapping["fileType"]) <= FILE_TYPE_KEYS
-        assert all(isinstance(p, str) and p for p in mapping["fileType"].get("patterns", []))
+
+def test_the_vendored_schema_says_where_it_came_from():
+    schema = json.loads(TEMPLATE_SCHEMA.read_text(encoding="utf-8"))
+    assert "redhat-developer/lsp4ij" in schema["$comment"]
+    assert "docs/UserDefinedLanguageServerTemplate.md" in schema["$comment"]
+    readme = (TEMPLATE_SCHEMA.parent.parent / "README.md").read_text(encoding="utf-8")
+    assert "lsp4ij/template.schema.json" in readme
+
+
+def test_template_json_follows_lsp4ijs_documented_schema():
+    schema = json.loads(TEMPLATE_SCHEMA.read_text(encoding="utf-8"))
+
+    assert violations(load("template.json"), schema) == []
+    # The check can fail: a key LSP4IJ does not document, a missing command.
+    broken = {**load("template.json"), "languageMappings": []}
+    del broken["programArgs"]["default"]
+    assert violations(broken, schema) == [
+        "template.json has 'languageMappings', which LSP4IJ does not document",
+        "template.json.programArgs lacks 'default'",
+    ]
+
+
+def test_the_template_files_are_ones_lsp4ij_documents_or_reads():
+    schema = json.loads(TEMPLATE_SCHEMA.read_text(encoding="utf-8"))
+    documented = set(schema["x-documented-files"])
+    files = {path.name for path in TEMPLATE.iterdir()} - {"README.md"}
+
+    assert files <= documented, files - documented
 
 
 def test_file_mappings_send_language_ids_ds_lsp_understands():

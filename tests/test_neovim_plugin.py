@@ -6,7 +6,8 @@ commands (`nvim --server ... --remote-send`).
 
 The edit, chat and reasoning flows need the server's `dsLsp.*` commands
 (docs/protocol.md); each test asks the running server which commands it
-advertises and skips, saying which one is missing, until they exist.
+advertises and fails, saying which one is missing: a dropped registration is a
+bug, never a reason to skip.
 """
 
 from __future__ import annotations
@@ -126,11 +127,10 @@ class Nvim:
         self.wait_for(ATTACHED, lambda value: value == "1")
 
     def require(self, *commands: str) -> None:
-        """Skip the test unless the running server advertises these commands."""
+        """Fail the test unless the running server advertises these commands."""
         advertised = self.json(COMMANDS)
         missing = [command for command in commands if command not in advertised]
-        if missing:
-            pytest.skip(f"the server does not advertise {', '.join(missing)} yet")
+        assert not missing, f"the server does not advertise {', '.join(missing)}"
 
     def round_trip(self) -> None:
         """Returns once a request sent now has its answer: the server's earlier

@@ -15,6 +15,8 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
+from tests.fake_openai_server import Reply
+
 FAKE_KEY = "sk-test-SECRET-0123456789"
 
 
@@ -123,20 +125,56 @@ async def test_changed_settings_are_pulled_again(client: LanguageClient):
     assert "'max_tokens': 2000" in changed
 
 
-async def test_the_api_key_never_reaches_the_log(client: LanguageClient):
-    await start(client, options={"dsLsp": {"apiKey": FAKE_KEY + "-editor"}})
-
+async def test_the_api_key_never_reaches_the_log(client: LanguageClient, fake_openai):
+    """A careless model server quotes the key it was sent in its error, which ds-lsp
+    passes on (to the log, the error reply and a message): never with the key."""
+    key = FAKE_KEY + "-editor"
+    said = f"Invalid request for key {key}: the project is over its quota"
+    fake_openai.enqueue(
+        Reply(status=400, error_body={"error": {"message": said, "type": "invalid_request"}})
+    )
+    options = {"apiKey": key, "backend": "openai", "baseUrl": fake_openai.base_url, "model": "m"}
+    await start(client, options={"dsLsp": options})
     logged = await wait_for_log(client, "settings: {")
     assert "'api_key': '<set>'" in logged
-    assert FAKE_KEY not in all_logs(client)
+
+    with pytest.raises(Exception, match="over its quota") as failure:
+        await client.protocol.send_request_async(
+            types.WORKSPACE_EXECUTE_COMMAND,
+            types.ExecuteCommandParams(command="dsLsp.warmUp", arguments=[]),
+        )
+
+    # The server's words went everywhere they go, the key with none of them.
+    assert fake_openai.requests, "the model server was asked"
+    failed = await wait_for_log(client, "over its quota")
+    assert "Invalid request for key" in failed
+    shown = [m.message for m in client.messages]
+    assert FAKE_KEY not in all_logs(client) + str(failure.value) + json.dumps(shown)
 
 
-def _frame(payload: bytes) -> bytes:
+def frame(payload: bytes) -> bytes:
+    """One LSP message on the wire."""
     return b"Content-Length: %d\r\n\r\n" % len(payload) + payload
 
 
+_frame = frame  # the name tests/test_completion_lsp.py still imports
+
+
+def _replies(stdout: bytes) -> dict:
+    """The server's answers on stdout, by request id."""
+    replies, rest = {}, stdout
+    while rest:
+        header, _, rest = rest.partition(b"\r\n\r\n")
+        length = int(header.split(b"Content-Length:")[1].split(b"\r\n")[0])
+        message, rest = json.loads(rest[:length]), rest[length:]
+        if "id" in message and "method" not in message:
+            replies[message["id"]] = message
+    return replies
+
+
 def test_a_malformed_message_does_not_take_the_server_down():
-    """Garbage JSON, then a real initialize: the server still answers."""
+    """Garbage JSON, a request that is not one, a request with bad params, then a real
+    initialize: the bad requests are answered with errors, and the server still works."""
     initialize = json.dumps(
         {
             "jsonrpc": "2.0",
@@ -145,14 +183,16 @@ def test_a_malformed_message_does_not_take_the_server_down():
             "params": {"processId": None, "rootUri": None, "capabilities": {}},
         }
     ).encode()
+    bad_params = {"jsonrpc": "2.0", "id": 8, "method": "initialize", "params": {"processId": "x"}}
     shutdown = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "shutdown"}).encode()
     exit_ = json.dumps({"jsonrpc": "2.0", "method": "exit"}).encode()
     stdin = (
-        _frame(b"{this is not json")
-        + _frame(b'{"jsonrpc": "2.0", "id": 7, "method": 12}')
-        + _frame(initialize)
-        + _frame(shutdown)
-        + _frame(exit_)
+        frame(b"{this is not json")
+        + frame(b'{"jsonrpc": "2.0", "id": 7, "method": 12}')
+        + frame(json.dumps(bad_params).encode())
+        + frame(initialize)
+        + frame(shutdown)
+        + frame(exit_)
     )
     done = subprocess.run(
         [sys.executable, "-m", "ds_lsp"],
@@ -161,8 +201,11 @@ def test_a_malformed_message_does_not_take_the_server_down():
         timeout=30,
         env=server_env(),
     )
-    assert b'"id": 1' in done.stdout or b'"id":1' in done.stdout
-    assert b'"serverInfo"' in done.stdout
+    replies = _replies(done.stdout)
+    assert replies[7]["error"]["code"] == -32600  # Invalid Request: the method is no string
+    assert replies[8]["error"]["code"] == -32602  # Invalid Params
+    assert replies[1]["result"]["serverInfo"]["name"] == "ds-lsp"
+    assert replies[2] == {"jsonrpc": "2.0", "id": 2, "result": None}
     assert done.returncode == 0
 
 
@@ -204,7 +247,7 @@ def test_serve_over_tcp_answers_initialize():
             "method": "initialize",
             "params": {"processId": None, "rootUri": None, "capabilities": {}},
         }
-        connection.sendall(_frame(json.dumps(initialize).encode()))
+        connection.sendall(frame(json.dumps(initialize).encode()))
         reply = b""
         while b'"serverInfo"' not in reply:
             chunk = connection.recv(65536)

@@ -7,14 +7,18 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
+from ds_lsp.features.chat import storage
+from ds_lsp.server import ServerState
 from tests.fake_openai_server import FakeOpenAIServer, Reply
-from tests.test_server import _frame, server_env, wait_for_log
+from tests.test_server import frame, server_env, wait_for_log
 
 FAKE_KEY = "sk-core-SECRET-4242"
 
@@ -276,7 +280,7 @@ def test_debug_logging_shows_the_protocol_but_never_a_secret():
         {"jsonrpc": "2.0", "id": 2, "method": "shutdown"},
         {"jsonrpc": "2.0", "method": "exit"},
     ]
-    stdin = b"".join(_frame(json.dumps(m).encode()) for m in messages)
+    stdin = b"".join(frame(json.dumps(m).encode()) for m in messages)
     done = subprocess.run(
         [sys.executable, "-m", "ds_lsp", "--log-level", "debug"],
         input=stdin,
@@ -299,3 +303,31 @@ async def test_null_in_the_editor_settings_resets_to_ds_lsp_s_own_value(client):
 
     logged_settings = await wait_for_log(client, "settings: {")
     assert "'max_tokens': 4096" in logged_settings
+
+
+# -- per-document state ------------------------------------------------------------------
+
+
+def test_forget_frees_all_a_document_had_and_tells_the_others():
+    state = ServerState()
+    forgotten: list[str] = []
+    state.forget_hooks.append(forgotten.append)
+    state.of(URI).editing = True
+    state.of("file:///work/other.py")
+
+    state.forget(URI)
+
+    assert state.get(URI) is None and len(state) == 1
+    assert forgotten == [URI]
+
+
+async def test_a_chats_state_lasts_only_while_a_command_uses_it():
+    server = SimpleNamespace(state=ServerState())
+    target = storage.ChatFile("file:///work/chat.md", Path("/work/chat.md"), Path("/work"))
+
+    async with storage.using(server, target) as chat:
+        async with storage.using(server, target) as same:
+            assert same is chat
+        assert server.state.chats == {target.key: chat}
+
+    assert server.state.chats == {}

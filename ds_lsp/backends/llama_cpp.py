@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import ctypes
+import io
 import logging
 import threading
 import time
@@ -309,19 +311,25 @@ class LlamaCppBackend:
             return slot.llm
         _native_errors.clear()
         try:
-            llm = llama_cpp.Llama(
-                model_path=str(self.model_path),
-                n_ctx=self.n_ctx,
-                n_threads=self.n_threads,
-                n_gpu_layers=self.n_gpu_layers,
-                # Completions are cancelled at almost every keystroke: small batches
-                # keep what was evaluated before the cancel (llama.cpp drops only the
-                # batch it was in), so the prompt's KV cache warms up while the user types.
-                n_batch=COMPLETION_BATCH if slot.name == "completion" else 512,
-                n_ubatch=COMPLETION_BATCH if slot.name == "completion" else 512,
-                use_mmap=True,  # both slots map the same file: the weights are in memory once
-                verbose=False,  # llama.cpp's load chatter would flood the editor's log
-            )
+            # verbose=True: with False, llama-cpp-python points the process's stdout and
+            # stderr at /dev/null while it loads, and stdout is the editor's channel:
+            # whatever the server says meanwhile is lost (a reply, and the editor hangs).
+            # llama.cpp's own log is routed above; its Python prints are swallowed here.
+            with contextlib.redirect_stderr(io.StringIO()):
+                llm = llama_cpp.Llama(
+                    model_path=str(self.model_path),
+                    n_ctx=self.n_ctx,
+                    n_threads=self.n_threads,
+                    n_gpu_layers=self.n_gpu_layers,
+                    # Completions are cancelled at almost every keystroke: small batches
+                    # keep what was evaluated before the cancel (llama.cpp drops only the
+                    # batch it was in), so the prompt's KV cache warms up while the user types.
+                    n_batch=COMPLETION_BATCH if slot.name == "completion" else 512,
+                    n_ubatch=COMPLETION_BATCH if slot.name == "completion" else 512,
+                    use_mmap=True,  # both slots map the same file: the weights are in memory once
+                    verbose=True,
+                )
+            llm.verbose = False  # no per-request prints to stderr from here on
         except (ValueError, RuntimeError, OSError) as exc:
             reason = _native_errors[0] if _native_errors else str(exc)
             raise ModelError(

@@ -67,6 +67,7 @@ from ds_lsp.completion_prompts import PromptStyle
 from ds_lsp.prompt_style import style_from_server
 from ds_lsp.reasoning import OPEN_TAG, ReasoningSplitter, split_reasoning
 from ds_lsp.redact import redact_text, redact_url
+from ds_lsp.text import CHARS_PER_TOKEN
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,6 @@ log = logging.getLogger(__name__)
 _NO_KEY = "no-key"
 # Non-standard delta fields that carry reasoning, by server family.
 _REASONING_FIELDS = ("reasoning_content", "reasoning", "thinking")
-# Rough size of a token in characters, for the reasoning budget (see `_tokens`).
-_CHARS_PER_TOKEN = 4
 # How much of a server's error message goes into ours.
 _SERVER_MESSAGE_LIMIT = 300
 # Servers where reasoning "off" sends R1's format, rendered here, to /v1/completions.
@@ -539,10 +538,10 @@ async def _stop(work: asyncio.Future, discard: Callable[[Any], Awaitable[None]] 
 
 
 def _tokens(chars: int) -> int:
-    """Tokens in that much text, roughly. Servers send one to a few tokens per chunk
-    (vLLM and SGLang batch them), so counting chunks would be wrong both ways;
-    about 4 characters a token holds for English prose and code."""
-    return math.ceil(chars / _CHARS_PER_TOKEN)
+    """Tokens in that much text, roughly (ds_lsp.text's one estimate). Servers send one
+    to a few tokens per chunk (vLLM and SGLang batch them), so counting chunks would be
+    wrong both ways."""
+    return math.ceil(chars / CHARS_PER_TOKEN)
 
 
 def _finish(reason: str, max_tokens: int) -> Delta:

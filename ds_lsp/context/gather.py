@@ -32,10 +32,10 @@ from urllib.parse import unquote, urlparse
 import tree_sitter
 
 from ds_lsp.documents import Document
+from ds_lsp.text import CHARS_PER_TOKEN
 
 Mode = Literal["none", "single_line", "multi_line"]
 
-CHARS_PER_TOKEN = 3.5  # a fair average for code with the usual BPE vocabularies
 # The prefix window starts on a multiple of this many lines: moving it re-evaluates
 # the whole prefix, so it moves once per WINDOW_STEP lines typed, not on every line.
 WINDOW_STEP = 16

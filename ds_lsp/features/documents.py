@@ -1,7 +1,10 @@
 """Document sync: the server's copy of each open document, with its syntax tree.
 
 Handlers only pass the notifications on to `ds_lsp.documents.DocumentStore`,
-which keeps the text and updates the tree incrementally.
+which keeps the text and updates the tree incrementally. A change the store
+cannot apply puts the document out of sync (said in the log once); until the
+editor sends its whole text or reopens it, no feature computes anything on it.
+didClose frees everything the server keeps for the document (`server.state`).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import logging
 
 from lsprotocol import types
 
+from ds_lsp.documents import OutOfSync
 from ds_lsp.reasoning_notes import LineChange
 
 log = logging.getLogger(__name__)
@@ -22,6 +26,9 @@ def on_initialize(ls, params: types.InitializeParams) -> None:
 
 
 def setup(server) -> None:
+    # The inline engine (features/completion.py) keeps pending suggestions by URI.
+    server.state.forget_hooks.append(lambda uri: _forget_inline(server, uri))
+
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls, params: types.DidOpenTextDocumentParams) -> None:
         item = params.text_document
@@ -31,12 +38,15 @@ def setup(server) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls, params: types.DidChangeTextDocumentParams) -> None:
         document = params.text_document
+        already = ls.documents.out_of_sync(document.uri) is not None
         try:
             changed = ls.documents.change(document.uri, document.version, params.content_changes)
-        except ValueError as exc:
-            # Our copy no longer matches the editor's: say so; the next didOpen heals it.
-            log.warning("%s", exc)
+        except OutOfSync as exc:
+            # Said once; the changes that follow are refused quietly until it heals.
+            log.log(logging.DEBUG if already else logging.WARNING, "%s", exc)
             return
+        if already:
+            log.info("%s: back in sync with the editor", document.uri)
         if ls.notes.tracks(document.uri):  # a keystroke elsewhere costs nothing more
             ls.notes.changed(document.uri, _line_changes(params.content_changes), changed.text)
         # Ghost text starts here, at the end of the typed text, not at the request.
@@ -45,8 +55,7 @@ def setup(server) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls, params: types.DidCloseTextDocumentParams) -> None:
         ls.documents.close(params.text_document.uri)
-        ls.inline.forget(params.text_document.uri)  # its pending suggestions too
-        ls.notes.forget(params.text_document.uri)
+        ls.state.forget(params.text_document.uri)  # previews, notes, suggestions
 
     setup_inspect(server)
 
@@ -58,6 +67,12 @@ def typed_end(document, changes) -> int | None:
     if not isinstance(last, types.TextDocumentContentChangePartial):
         return None
     return document.offset_at(last.range.start) + len(last.text)
+
+
+def _forget_inline(server, uri: str) -> None:
+    inline = getattr(server, "inline", None)
+    if inline is not None:
+        inline.forget(uri)
 
 
 def _line_changes(changes) -> list[LineChange | None]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
 
 from lsprotocol import types
 
@@ -27,12 +26,12 @@ from ds_lsp import preview, prompts, rewrite
 from ds_lsp.backends.base import ModelError
 from ds_lsp.context.gather import enclosing_definition
 from ds_lsp.documents import Document, file_name_of
-from ds_lsp.editing import newline_of, split_lines
 from ds_lsp.features.arguments import command_argument
+from ds_lsp.features.lsp_edits import Outcome, apply_text, current, selected_lines, tell
 from ds_lsp.features.progress import begin_progress
 from ds_lsp.features.reasoning_feed import ReasoningFeed
 from ds_lsp.reasoning_notes import Note
-from ds_lsp.text_edits import minimal_replacements
+from ds_lsp.text import newline_of, split_lines
 
 log = logging.getLogger(__name__)
 
@@ -43,26 +42,8 @@ _SHAPE = "{uri, range, instruction}"
 _SEE_LOG = "(details in the DeepSeek log)"
 
 
-@dataclass(frozen=True)
-class Outcome:
-    status: str  # applied, preview, unchanged, refused, stale, busy, failed, cancelled
-    message: str
-    id: str = ""
-
-    def as_result(self) -> dict:
-        return {"status": self.status, "message": self.message, "id": self.id}
-
-
-@dataclass(frozen=True)
-class PendingPreview:
-    uri: str
-    original: str  # the lines the block replaced, byte for byte
-    note: Note
-
-
 def setup(server) -> None:
-    server.edits_running = set()  # uris with an edit in flight: one at a time per document
-    server.previews = {}  # preview id -> PendingPreview
+    # Per document (server.state): whether an edit runs, and the previews pending.
     server.code_action_providers.append(_code_actions)
 
     @server.command(EDIT_COMMAND)
@@ -81,19 +62,19 @@ def setup(server) -> None:
             outcome = await task
         except asyncio.CancelledError:
             outcome = Outcome("cancelled", "the edit was cancelled; nothing was changed")
-        return outcome.as_result()
+        return {"id": "", **outcome.as_result()}
 
     @server.command(ACCEPT_COMMAND)
     async def accept_edit(ls, *args) -> dict:
         argument = command_argument(ls, args, ACCEPT_COMMAND, "{uri, id}", uri=str, id=str)
-        return (await _settle_preview(ls, argument["uri"], argument["id"], accept=True)).as_result()
+        outcome = await _settle_preview(ls, argument["uri"], argument["id"], accept=True)
+        return {"id": "", **outcome.as_result()}
 
     @server.command(REJECT_COMMAND)
     async def reject_edit(ls, *args) -> dict:
         argument = command_argument(ls, args, REJECT_COMMAND, "{uri, id}", uri=str, id=str)
-        return (
-            await _settle_preview(ls, argument["uri"], argument["id"], accept=False)
-        ).as_result()
+        outcome = await _settle_preview(ls, argument["uri"], argument["id"], accept=False)
+        return {"id": "", **outcome.as_result()}
 
 
 # ---------------------------------------------------------------- code actions
@@ -150,17 +131,17 @@ def _target_range(document: Document, selected: types.Range) -> types.Range | No
 
 
 def _preview_actions(ls, document: Document, line: int) -> list[types.CodeAction]:
+    state = ls.state.get(document.uri)
     actions = []
-    for block_id in preview.block_ids(document.text):
-        pending = ls.previews.get(block_id)
-        block = preview.find_block(document.text, block_id) if pending else None
+    for pending in state.previews.values() if state else ():
+        block = preview.find_block(document.text, pending)
         if block is None:
             continue
         first = document.position_at(block.start).line
         last = document.position_at(max(block.start, block.end - 1)).line
         if not first <= line <= last:
             continue
-        argument = {"uri": document.uri, "id": block_id}
+        argument = {"uri": document.uri, "id": pending.id}
         for title, command in (("Accept", ACCEPT_COMMAND), ("Reject", REJECT_COMMAND)):
             actions.append(
                 types.CodeAction(
@@ -179,10 +160,14 @@ def _preview_actions(ls, document: Document, line: int) -> list[types.CodeAction
 async def _edit(ls, uri: str, selected: types.Range, instruction: str, token: str) -> Outcome:
     document = ls.documents.get(uri)
     if document is None:
-        return _tell(
-            ls, Outcome("failed", f"{file_name_of(uri)} is not open in the editor: open it first")
-        )
-    if uri in ls.edits_running:
+        unusable = ls.documents.out_of_sync(uri) and f"the server's copy of {file_name_of(uri)}"
+        if unusable:
+            message = f"{unusable} is out of sync with the editor's: close and reopen it"
+        else:
+            message = f"{file_name_of(uri)} is not open in the editor: open it first"
+        return _tell(ls, Outcome("failed", message))
+    state = ls.state.of(uri)
+    if state.editing:
         return _tell(
             ls,
             Outcome(
@@ -190,11 +175,11 @@ async def _edit(ls, uri: str, selected: types.Range, instruction: str, token: st
                 f"an edit of {file_name_of(uri)} is still running: wait for it, or cancel it first",
             ),
         )
-    ls.edits_running.add(uri)
+    state.editing = True
     try:
         return _tell(ls, await _run(ls, document, selected, instruction, token))
     finally:
-        ls.edits_running.discard(uri)
+        state.editing = False
 
 
 async def _run(
@@ -202,7 +187,7 @@ async def _run(
 ) -> Outcome:
     # Nothing selected: the function around the cursor, as the code actions offer.
     selected = _target_range(document, selected) or selected
-    start_line, end_line = _selected_lines(document, selected)
+    start_line, end_line = selected_lines(document, selected)
     request = rewrite.EditRequest(
         file_name=file_name_of(document.uri),
         text=document.text,
@@ -241,24 +226,17 @@ async def _run(
             ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=outcome.status))
 
 
-def _selected_lines(document: Document, selected: types.Range) -> tuple[int, int]:
-    """The lines the range touches; a range ending at column 0 leaves that line out
-    (editors select whole lines that way)."""
-    start = document.position_at(document.offset_at(selected.start))
-    end = document.position_at(document.offset_at(selected.end))
-    last = end.line - 1 if end.character == 0 and end.line > start.line else end.line
-    return start.line, max(start.line, last)
-
-
 async def _land(
     ls, document: Document, request: rewrite.EditRequest, result, feed: ReasoningFeed
 ) -> Outcome:
     """Apply the checked result, or show it as a preview, if the document is unchanged."""
-    current = ls.documents.get(document.uri)
-    if current is None or current.version != document.version:
+    moved = current(ls, document)
+    if moved and ls.documents.out_of_sync(document.uri):
+        return Outcome("failed", f"{moved}; nothing was applied")
+    if moved:
         return Outcome(
             "stale",
-            f"{request.file_name} changed while the model was working; nothing was applied. "
+            f"{moved} while the model was working; nothing was applied. "
             "Run the edit again to retry",
         )
     if result.new_text == document.text:
@@ -273,10 +251,14 @@ async def _land(
         new_text = document.text[:start] + block + document.text[end:]
         last_line = request.start_line + len(split_lines(block)) - 1
         note = Note(note_id, result.instruction, model, feed.text, request.start_line, last_line)
+        pending = preview.Pending(note_id, document.uri, original, newline_of(document.text), note)
+        ls.state.of(document.uri).previews[note_id] = pending
         failure = await apply_text(ls, document, start, end, block, "DeepSeek: preview an edit")
         if failure:
+            # The block may be in the document all the same: keep it settleable.
+            if preview.find_block(_text_now(ls, document), pending) is None:
+                ls.state.of(document.uri).previews.pop(note_id, None)
             return Outcome("failed", failure)
-        ls.previews[note_id] = PendingPreview(document.uri, original, note)
         ls.notes.add(document.uri, note, once_text_is=new_text)
         _notes_catch_up(ls, document.uri)
         return Outcome(
@@ -296,6 +278,7 @@ async def _land(
         ls, document, start, end, new_region, f"DeepSeek: {result.instruction}"
     )
     if failure:
+        ls.notes.drop(document.uri, note_id)  # no reasoning over lines it never wrote
         return Outcome("failed", failure)
     _notes_catch_up(ls, document.uri)
     return Outcome("applied", f"edited {request.file_name}", note_id)
@@ -309,60 +292,9 @@ def _changed_region(old: str, new: str, request: rewrite.EditRequest) -> tuple[i
     return start, end, new[start : len(new) - (len(old) - end)]
 
 
-async def apply_text(ls, document: Document, start: int, end: int, text: str, label: str) -> str:
-    """Replace document[start:end] with `text`, as minimal edits at the document's
-    version. Returns "" when the editor applied it, else why it did not."""
-    edits = [
-        types.TextEdit(
-            range=types.Range(
-                document.position_at(start + r.start), document.position_at(start + r.end)
-            ),
-            new_text=r.text,
-        )
-        for r in minimal_replacements(document.text[start:end], text)
-    ]
-    if not edits:
-        return ""
-    failure = await send_edits(ls, document, edits, label)
-    if failure:
-        return f"{failure}. Nothing was changed; try again"
-    return ""
-
-
-async def send_edits(ls, document: Document, edits: list[types.TextEdit], label: str) -> str:
-    """`workspace/applyEdit` for the document at its version: "" when the editor
-    applied it, else why it did not."""
-    if takes_versioned_edits(ls):
-        identifier = types.OptionalVersionedTextDocumentIdentifier(
-            uri=document.uri, version=document.version
-        )
-        workspace_edit = types.WorkspaceEdit(
-            document_changes=[types.TextDocumentEdit(text_document=identifier, edits=edits)]
-        )
-    else:
-        workspace_edit = types.WorkspaceEdit(changes={document.uri: edits})
-    try:
-        response = await ls.workspace_apply_edit_async(
-            types.ApplyWorkspaceEditParams(edit=workspace_edit, label=label)
-        )
-    except Exception as exc:  # the client answered with an error
-        return f"the editor did not apply the edit: {exc}"
-    if not response.applied:
-        return f"the editor did not apply the edit: {response.failure_reason or 'no reason given'}"
-    return ""
-
-
-def takes_versioned_edits(ls) -> bool:
-    """Whether to send `documentChanges`, which name the version the edit is for:
-    where the client says it takes them, and in Neovim, which does not say so but
-    takes them (and drops an edit for an older version), while plain `changes` it
-    applies wherever the positions now fall."""
-    caps = ls.client_capabilities
-    workspace = caps.workspace if caps else None
-    edit = workspace.workspace_edit if workspace else None
-    if edit and edit.document_changes:
-        return True
-    return ls.client_name == "Neovim"
+def _text_now(ls, document: Document) -> str:
+    now = ls.documents.get(document.uri)
+    return now.text if now is not None else ""
 
 
 def _notes_catch_up(ls, uri: str) -> None:
@@ -376,23 +308,26 @@ def _notes_catch_up(ls, uri: str) -> None:
 
 
 async def _settle_preview(ls, uri: str, block_id: str, accept: bool) -> Outcome:
-    pending = ls.previews.get(block_id)
+    state = ls.state.get(uri)
+    pending = state.previews.get(block_id) if state else None
     document = ls.documents.get(uri)
-    block = preview.find_block(document.text, block_id) if pending and document else None
+    block = preview.find_block(document.text, pending) if pending and document else None
     if block is None:
-        ls.previews.pop(block_id, None)
-        return _tell(ls, Outcome("failed", "that proposed edit is no longer in the document"))
+        if state is not None:
+            state.previews.pop(block_id, None)
+        return _tell(
+            ls,
+            Outcome(
+                "failed",
+                "that proposed edit is no longer in the document as it was made "
+                "(resolve it by hand, like a merge conflict)",
+            ),
+        )
     if accept:
         text = preview.accepted_text(block, pending.original)
     else:
         text = pending.original
     new_text = document.text[: block.start] + text + document.text[block.end :]
-    failure = await apply_text(
-        ls, document, block.start, block.end, text, f"DeepSeek: {'accept' if accept else 'reject'}"
-    )
-    if failure:
-        return _tell(ls, Outcome("failed", failure, block_id))
-    del ls.previews[block_id]
     if accept:
         start_line = document.position_at(block.start).line
         lines = max(1, len(split_lines(text)))
@@ -405,6 +340,14 @@ async def _settle_preview(ls, uri: str, block_id: str, accept: bool) -> Outcome:
             start_line + lines - 1,
         )
         ls.notes.add(uri, note, once_text_is=new_text)
+    failure = await apply_text(
+        ls, document, block.start, block.end, text, f"DeepSeek: {'accept' if accept else 'reject'}"
+    )
+    if failure:
+        ls.notes.drop(uri, block_id)
+        return _tell(ls, Outcome("failed", failure, block_id))
+    state.previews.pop(block_id, None)
+    if accept:
         _notes_catch_up(ls, uri)
         return Outcome("applied", "the proposed edit was accepted", block_id)
     return Outcome("rejected", "the proposed edit was rejected; the code is as it was", block_id)
@@ -414,16 +357,7 @@ async def _settle_preview(ls, uri: str, block_id: str, accept: bool) -> Outcome:
 
 
 def _tell(ls, outcome: Outcome) -> Outcome:
-    """Show the user what happened, unless it is what they see anyway."""
-    if outcome.status in ("applied", "preview", "rejected"):
-        log.info("%s", outcome.message)
-        return outcome
-    level = types.MessageType.Info if outcome.status == "unchanged" else types.MessageType.Warning
-    log.warning("edit %s: %s", outcome.status, outcome.message)
-    ls.window_show_message(
-        types.ShowMessageParams(type=level, message=f"DeepSeek: {outcome.message}")
-    )
-    return outcome
+    return tell(ls, outcome, "edit")
 
 
 def _log_budget(ls, feed: ReasoningFeed, label: str) -> None:

@@ -16,6 +16,7 @@ import uuid
 from lsprotocol import types
 
 from ds_lsp.backends.base import Delta
+from ds_lsp.text import estimate_tokens
 
 log = logging.getLogger("ds_lsp.reasoning")
 
@@ -23,7 +24,6 @@ NOTIFICATION = "dsLsp/reasoning"
 # Characters of the latest line shown in the progress message.
 _PROGRESS_LINE = 120
 # Reasoning tokens are about this many characters (for "how much of the budget").
-CHARS_PER_TOKEN = 4
 
 
 class ReasoningFeed:
@@ -75,7 +75,7 @@ class ReasoningFeed:
 
     def tokens_used(self) -> int:
         """About how many tokens the reasoning took (counted from its text)."""
-        return -(-len(self.text) // CHARS_PER_TOKEN)
+        return estimate_tokens(self.text)
 
     def _notify(self, text: str, done: bool) -> None:
         params = {"id": self.id, "uri": self._uri, "range": self._range, "text": text}
