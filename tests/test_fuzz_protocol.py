@@ -1,0 +1,90 @@
+"""Protocol fuzzing: the server, a real process on stdio, takes bad framing, bad
+JSON, wrong types, unknown methods, missing fields, out-of-range positions,
+unknown URIs, duplicate ids and stray cancels, stays up, and answers every
+request with a result or a JSON-RPC error (tests/protocol_fuzz.py says how).
+bench/fuzz.py runs the same over 100,000+ messages."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from tests.fake_openai_server import FakeOpenAIServer, Reply
+from tests.protocol_fuzz import FuzzSession, messages
+from tests.raw_lsp import RawServer, server_env
+
+
+@pytest.fixture(scope="module")
+def model():
+    fake = FakeOpenAIServer(Reply(content="x = 1")).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def session(model, tmp_path_factory):
+    fuzz = FuzzSession(tmp_path_factory.mktemp("fuzz"), model.base_url)
+    yield fuzz
+    assert fuzz.close() == 0  # and it still shuts down cleanly
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    database=None,
+    phases=[Phase.generate],  # the server's state carries over: shrinking would not replay
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.lists(messages(), min_size=5, max_size=30))
+def test_every_request_is_answered_and_the_server_stays_up(session, batch):
+    session.run_batch(batch)
+    assert session.server.process.poll() is None
+
+
+def test_the_fuzz_run_was_big_enough(session):
+    # Runs after the fuzzing above (same module, in order).
+    assert session.tally.messages >= 2000
+    assert session.tally.crashes == 0
+
+
+def _start(tmp_path) -> RawServer:
+    return RawServer(server_env(tmp_path), tmp_path)
+
+
+def test_requests_before_initialize_are_refused_then_initialize_works(tmp_path):
+    server = _start(tmp_path)
+    server.notify("textDocument/didOpen", {"textDocument": {"uri": "file:///x.py"}})
+    server.request(1, "textDocument/hover", {"textDocument": {"uri": "file:///x.py"}})
+    server.request(2, "shutdown")
+    [early] = server.wait_for(1)
+    assert early["error"]["code"] == -32002  # ServerNotInitialized
+    assert server.wait_for(2)[0]["error"]["code"] == -32002
+
+    server.request(3, "initialize", {"processId": None, "rootUri": None, "capabilities": {}})
+    assert "capabilities" in server.wait_for(3)[0]["result"]
+    assert server.close() == 0
+
+
+def test_requests_after_shutdown_are_refused_and_exit_ends_the_server(tmp_path):
+    server = _start(tmp_path)
+    server.request(1, "initialize", {"processId": None, "rootUri": None, "capabilities": {}})
+    server.wait_for(1)
+    server.notify("initialized", {})
+    server.request(2, "shutdown")
+    assert server.wait_for(2)[0]["result"] is None
+    server.request(3, "textDocument/hover", {"textDocument": {"uri": "file:///x.py"}})
+    server.request(4, "shutdown")
+    assert server.wait_for(3)[0]["error"]["code"] == -32600  # InvalidRequest
+    assert server.wait_for(4)[0]["error"]["code"] == -32600
+    server.notify("exit")
+    assert server.process.wait(10) == 0
+
+
+def test_a_2gb_content_length_is_refused_and_the_next_message_is_served(tmp_path):
+    server = _start(tmp_path)
+    server.send_bytes(b'Content-Length: 2147483648\r\n\r\n{"jsonrpc": "2.0"}')
+    server.request(1, "initialize", {"processId": None, "rootUri": None, "capabilities": {}})
+    assert "capabilities" in server.wait_for(1)[0]["result"]
+    assert server.close() == 0
+    assert "refusing to read a message of 2147483648 bytes" in server.stderr_text()
