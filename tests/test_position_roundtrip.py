@@ -130,14 +130,14 @@ def test_a_range_over_each_class_and_line_end_replaces_exactly_it(encoding):
     index = IndexedText.of(text)
     lone_cr = re.search(r"\r(?!\n)", text).start()  # the "\r" of a "\r\n" has no position
     spans = [(text.index(sample), len(sample)) for sample in [*CLASSES.values(), "\r\n"]]
-    for start, length in [*spans, (lone_cr, 1)]:
-        end = start + length
+    for first, length in [*spans, (lone_cr, 1)]:
+        end = first + length
         change = types.TextDocumentContentChangePartial(
-            range=types.Range(index.position_at(start, encoding), index.position_at(end, encoding)),
+            range=types.Range(index.position_at(first, encoding), index.position_at(end, encoding)),
             text="X",
         )
         changed = store.change(document.uri, 2, [change])
-        assert changed.text == text[:start] + "X" + text[end:]
+        assert changed.text == text[:first] + "X" + text[end:]
         document = store.open(document.uri, "python", 1, text)
 
 
