@@ -4,7 +4,8 @@
 pytest-lsp's client only sends well-formed messages, so protocol fuzzing
 (tests/test_fuzz_protocol.py, bench/fuzz.py) and the secrets test use this.
 Requests from the server (workspace/applyEdit, workspace/configuration...)
-are answered as a plain editor would: edits applied, no settings.
+are answered as a plain editor would: edits applied, documents not shown,
+settings as `configuration` says (none by default).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from typing import Any
 # Requests the server sends, and what a plain editor answers.
 _CLIENT_ANSWERS: dict[str, Any] = {
     "workspace/applyEdit": {"applied": True},
-    "workspace/configuration": None,  # filled per item count below
+    "window/showDocument": {"success": False},  # nothing is opened: chats stay on disk
+    "workspace/configuration": None,  # `configuration` for each item, below
 }
 
 
@@ -54,6 +56,7 @@ class RawServer:
         self.raw_output: list[bytes] = []  # every body the server wrote, as written
         self.stderr: list[bytes] = []
         self.broken = ""  # set when the server's output could not be read
+        self.configuration: Any = None  # the answer to each workspace/configuration item
         threading.Thread(target=self._read_stdout, daemon=True).start()
         threading.Thread(target=self._read_stderr, daemon=True).start()
 
@@ -93,6 +96,12 @@ class RawServer:
                     raise AssertionError(f"no response to {msg_id!r} ({state}); stderr:\n{tail}")
                 self.changed.wait(min(left, 0.5))
             return list(self.responses[_key(msg_id)])
+
+    def wait_until(self, condition, timeout: float = 30.0) -> None:
+        """Until `condition()` holds, checked as each message arrives."""
+        with self.changed:
+            if not self.changed.wait_for(condition, timeout):
+                raise AssertionError(f"timed out; stderr:\n{self.stderr_text()[-3000:]}")
 
     def stderr_text(self) -> str:
         return b"".join(self.stderr).decode("utf-8", "replace")
@@ -156,7 +165,7 @@ class RawServer:
         method = request["method"]
         result = _CLIENT_ANSWERS.get(method)
         if method == "workspace/configuration":
-            result = [None] * len((request.get("params") or {}).get("items", []))
+            result = [self.configuration] * len((request.get("params") or {}).get("items", []))
         try:
             self.send({"jsonrpc": "2.0", "id": request["id"], "result": result})
         except (BrokenPipeError, OSError):
