@@ -250,7 +250,9 @@ def main() -> None:
                 "errors": len(soak.errors),
                 "first_errors": soak.errors[:3],
                 "by_kind": {kind: len(times) for kind, times in soak.timings.items()},
-                "inline_median_ms": round(statistics.median(ms for _, ms in inline), 2),
+                "inline_median_ms": round(statistics.median(ms for _, ms in inline), 2)
+                if inline
+                else 0.0,
                 "inline_p95_start_ms": p95(first),
                 "inline_p95_end_ms": p95(last),
                 "edit_p95_ms": p95([ms for _, ms in soak.timings.get("edit", [])]),
