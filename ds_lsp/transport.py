@@ -18,6 +18,9 @@ request it cannot take with a JSON-RPC error, and goes on:
   notifications then are dropped, `exit` aside.
 
 Everything else goes to pygls as before.
+
+On the way out, error answers are redacted: pygls builds the error of a failed
+request from the exception's text and traceback, which no log filter sees.
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
-from pygls.io_ import StdoutWriter
+
+from ds_lsp.features.log import redact_log_text
 
 log = logging.getLogger("ds_lsp")
 
@@ -176,6 +181,47 @@ class MessageReader:
         )
 
 
+class RedactingWriter:
+    """stdout for pygls, with every error answer redacted (see the module doc)."""
+
+    def __init__(self, stream: BinaryIO, secrets: Callable[[], Iterable[str]]) -> None:
+        self.stream = stream
+        self.secrets = secrets
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def write(self, data: bytes) -> None:
+        if b'"error"' in data:  # cheap: most messages are no error answer
+            data = redact_error_answer(data, list(self.secrets()))
+        self.stream.write(data)
+        self.stream.flush()
+
+
+def redact_error_answer(frame: bytes, secrets: list[str]) -> bytes:
+    """The framed message with the strings of its `error` redacted, if it is an error answer."""
+    _, _, body = frame.partition(b"\r\n\r\n")
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return frame
+    if not isinstance(message, dict) or "error" not in message or "method" in message:
+        return frame
+    message["error"] = _redact_strings(message["error"], secrets)
+    body = json.dumps(message).encode()  # ASCII: dumps escapes
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+def _redact_strings(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        return redact_log_text(value, secrets)
+    if isinstance(value, list):
+        return [_redact_strings(item, secrets) for item in value]
+    if isinstance(value, dict):
+        return {key: _redact_strings(item, secrets) for key, item in value.items()}
+    return value
+
+
 def _usable_id(msg_id: Any) -> bool:
     """LSP ids are integers or strings (null is allowed too, but answers go nowhere)."""
     return msg_id is None or (isinstance(msg_id, int | str) and not isinstance(msg_id, bool))
@@ -184,7 +230,8 @@ def _usable_id(msg_id: Any) -> bool:
 def start_io(server, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
     """Serve the editor over stdio: pygls's LanguageServer.start_io with this loop."""
     reader = _Reader(stdin or sys.stdin.buffer, server.thread_pool)
-    server.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+    secrets = getattr(server, "secrets", list)  # DsLspServer.secrets: the keys in use
+    server.protocol.set_writer(RedactingWriter(stdout or sys.stdout.buffer, secrets))
     messages = MessageReader(server.protocol, server.report_server_error)
     try:
         asyncio.run(messages.run(reader))  # `exit` ends it with SystemExit
