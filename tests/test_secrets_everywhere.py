@@ -5,7 +5,8 @@ do), and a model server that cannot be reached.
 
 "Everything it writes": every message on stdout (responses, errors,
 logMessage, showMessage, applyEdit...), all of stderr, its log file, and
-every file under its home, state directory and workspace (chats included).
+every file under its home, working directory, state directory and workspace
+(chats included); and it writes no other file there.
 """
 
 from __future__ import annotations
@@ -146,7 +147,15 @@ def test_no_secret_in_any_output(fake_openai, tmp_path: Path):
     stdout = b"".join(server.raw_output).decode("utf-8", "replace")
     stderr = server.stderr_text()
     files = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
-    assert chat in files and log_file in files
+    # It wrote only where it says: the log file asked for and the chat in the state
+    # directory (docs/chat.md); the source changed through the editor, not on disk.
+    assert sorted(str(path.relative_to(tmp_path)) for path in files) == [
+        "logs/ds-lsp.log",
+        str(chat.relative_to(tmp_path)),
+        "workspace/calc.py",
+    ]
+    assert chat.is_relative_to(tmp_path / "state" / "ds-lsp" / "chats")
+    assert source.read_text() == SOURCE
     assert "401" in stdout or "API key" in stdout  # the failures were reported...
     assert "<hidden>" in stdout + stderr  # ...and something was hidden on the way
     for secret in (KEY, PASSWORD, BASIC):
