@@ -9,6 +9,7 @@ request it cannot take with a JSON-RPC error, and goes on:
 - a `Content-Length` over MAX_CONTENT_LENGTH is refused unread, as clangd
   refuses one over 1 GiB ("Expect protocol errors"); the next header found
   in the stream starts the next message;
+- bytes that are not UTF-8 become U+FFFD (said once), not a lost message;
 - a body that is not JSON, or not a JSON-RPC 2.0 object, is logged and skipped;
 - a request whose id is no integer or string gets -32600 (Invalid Request), id null;
 - a request with params of the wrong shape is answered by DsLspProtocol
@@ -76,6 +77,7 @@ class MessageReader:
         self.error_handler = error_handler
         self.initialized = False
         self.shut_down = False
+        self.warned_encoding = False  # said once per session
 
     async def run(self, reader: _Reader) -> None:
         while True:
@@ -116,8 +118,17 @@ class MessageReader:
     def take(self, body: bytes) -> None:
         """Check one message and hand it to pygls, or answer it with an error."""
         try:
-            data = json.loads(body)
-        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # LSP is UTF-8: bad bytes (a file read in another encoding) become U+FFFD
+            # rather than losing the whole message, a didOpen say.
+            text = body.decode("utf-8", "replace")
+            if not self.warned_encoding:
+                self.warned_encoding = True
+                log.warning("the editor sent bytes that are not UTF-8 (%s); replaced", exc.reason)
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:
             log.error("skipped a message that is not JSON: %s", exc)
             return
         if not isinstance(data, dict) or data.get("jsonrpc") != "2.0":

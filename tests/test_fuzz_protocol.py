@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tests.fake_openai_server import FakeOpenAIServer, Reply
 from tests.protocol_fuzz import FuzzSession, messages
-from tests.raw_lsp import RawServer, server_env
+from tests.raw_lsp import RawServer, frame, server_env
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +89,30 @@ def test_a_2gb_content_length_is_refused_and_the_next_message_is_served(tmp_path
     assert "capabilities" in server.wait_for(1)[0]["result"]
     assert server.close() == 0
     assert "refusing to read a message of 2147483648 bytes" in server.stderr_text()
+
+
+def test_a_document_with_bytes_that_are_not_utf8_is_opened_with_them_replaced(tmp_path):
+    server = _start(tmp_path)
+    server.request(1, "initialize", {"processId": None, "rootUri": None, "capabilities": {}})
+    server.wait_for(1)
+    server.notify("initialized", {})
+    # "caf\xe9" is Latin-1: the file was read in the wrong encoding.
+    body = (
+        b'{"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": '
+        b'{"uri": "file:///latin1.py", "languageId": "python", "version": 1, '
+        b'"text": "name = \\"caf\xe9\\"\\n"}}}'
+    )
+    server.send_bytes(frame(body))
+    server.send_bytes(frame(body))  # said once, not each time
+    inspect = {"command": "dsLsp.inspectDocument", "arguments": [{"uri": "file:///latin1.py"}]}
+    server.request(2, "workspace/executeCommand", inspect)
+
+    assert server.wait_for(2)[0]["result"]["text"] == 'name = "caf\ufffd"\n'
+    assert server.close() == 0
+    assert server.stderr_text().count("not UTF-8") + _logged(server).count("not UTF-8") == 1
+
+
+def _logged(server: RawServer) -> str:
+    return "\n".join(
+        n["params"]["message"] for n in server.notifications if n["method"] == "window/logMessage"
+    )
