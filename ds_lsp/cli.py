@@ -229,7 +229,7 @@ def _serve(args: argparse.Namespace, settings: config.Settings, problems: list[s
         host, _, port = args.tcp.rpartition(":")
         if not port.isdigit():
             raise UsageError(f"--tcp {args.tcp!r}: expected HOST:PORT, like 127.0.0.1:2087")
-        server.start_tcp(host or "127.0.0.1", int(port))
+        transport.start_tcp(server, host or "127.0.0.1", int(port))
     else:
         transport.start_io(server)  # pygls's start_io, hardened against bad input
     return 0

@@ -18,7 +18,8 @@ request it cannot take with a JSON-RPC error, and goes on:
   `shutdown` -32600 (InvalidRequest), as the LSP specification says;
   notifications then are dropped, `exit` aside.
 
-Everything else goes to pygls as before.
+Everything else goes to pygls as before. The same loop serves stdio
+(`start_io`) and TCP (`start_tcp`).
 
 On the way out, error answers are redacted: pygls builds the error of a failed
 request from the exception's text and traceback, which no log filter sees.
@@ -69,6 +70,43 @@ class _Reader:
         return await loop.run_in_executor(self.executor, self.stream.read, size)
 
 
+class _StreamReader:
+    """The same reads from a TCP connection (asyncio streams)."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self.reader = reader  # its limit (64 KiB by default) bounds a line
+
+    async def readline(self) -> bytes:
+        try:
+            return await self.reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            return exc.partial  # the end of input: b"" once all is read
+        except asyncio.LimitOverrunError as exc:
+            return await self.reader.read(exc.consumed)  # a piece of an over-long line
+
+    async def read(self, size: int) -> bytes:
+        try:
+            return await self.reader.readexactly(size)
+        except asyncio.IncompleteReadError as exc:
+            return exc.partial
+
+
+class _TcpStream:
+    """An asyncio StreamWriter as the byte stream RedactingWriter writes to."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+
+    def write(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    def flush(self) -> None:
+        pass  # asyncio sends buffered data as the loop runs
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 class MessageReader:
     """Frames, checks and hands on each message the editor sends (see the module doc)."""
 
@@ -79,7 +117,7 @@ class MessageReader:
         self.shut_down = False
         self.warned_encoding = False  # said once per session
 
-    async def run(self, reader: _Reader) -> None:
+    async def run(self, reader: _Reader | _StreamReader) -> None:
         while True:
             length = await self._read_headers(reader)
             if length is None:
@@ -92,7 +130,7 @@ class MessageReader:
                 return
             self.take(body)
 
-    async def _read_headers(self, reader: _Reader) -> int | None:
+    async def _read_headers(self, reader: _Reader | _StreamReader) -> int | None:
         """The Content-Length of the next message; -1 when it cannot be read; None at EOF."""
         length = -1
         while True:
@@ -248,6 +286,35 @@ def start_io(server, stdin: BinaryIO | None = None, stdout: BinaryIO | None = No
         asyncio.run(messages.run(reader))  # `exit` ends it with SystemExit
     except BrokenPipeError:
         log.error("the connection to the editor is lost; shutting down")
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.shutdown()
+
+
+def start_tcp(server, host: str, port: int) -> None:
+    """Serve one editor at a time over TCP: pygls's LanguageServer.start_tcp with this loop."""
+    secrets = getattr(server, "secrets", list)
+
+    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        server.protocol.set_writer(RedactingWriter(_TcpStream(writer), secrets))
+        messages = MessageReader(server.protocol, server.report_server_error)
+        await messages.run(_StreamReader(reader))
+        listening.close()  # the editor is gone: stop, as on stdio
+
+    async def serve() -> None:
+        nonlocal listening
+        listening = await asyncio.start_server(connection, host, port)
+        log.info("listening on %s:%s", host, port)
+        async with listening:
+            try:
+                await listening.serve_forever()
+            except asyncio.CancelledError:
+                pass  # closed after the editor left
+
+    listening: asyncio.Server
+    try:
+        asyncio.run(serve())  # `exit` ends it with SystemExit
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:

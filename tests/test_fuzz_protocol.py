@@ -6,13 +6,19 @@ bench/fuzz.py runs the same over 100,000+ messages."""
 
 from __future__ import annotations
 
+import json
+import socket
+import subprocess
+import sys
+import time
+
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.fake_openai_server import FakeOpenAIServer, Reply
 from tests.protocol_fuzz import FuzzSession, messages
-from tests.raw_lsp import RawServer, frame, server_env
+from tests.raw_lsp import RawServer, encode, frame, server_env
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +122,50 @@ def _logged(server: RawServer) -> str:
     return "\n".join(
         n["params"]["message"] for n in server.notifications if n["method"] == "window/logMessage"
     )
+
+
+def test_over_tcp_too_a_2gb_content_length_is_refused_and_the_server_goes_on(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "ds_lsp", "serve", "--tcp", f"127.0.0.1:{port}"]
+    server = subprocess.Popen(command, env=server_env(tmp_path), stderr=subprocess.PIPE)
+    try:
+        connection = _connect(port)
+        connection.sendall(b'Content-Length: 2147483648\r\n\r\n{"jsonrpc": "2.0"}')
+        connection.sendall(b"x" * 100_000 + b"\r\n")  # a line past the reader's limit
+        for msg_id, method in ((1, "initialize"), (2, "shutdown")):
+            params = {"processId": None, "rootUri": None, "capabilities": {}}
+            message = {"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params}
+            connection.sendall(encode(message))
+            assert _receive(connection, msg_id)["id"] == msg_id
+        connection.sendall(encode({"jsonrpc": "2.0", "method": "exit"}))
+        assert server.wait(10) == 0
+        assert b"refusing to read a message of 2147483648 bytes" in server.stderr.read()
+    finally:
+        server.kill()
+        server.wait()
+
+
+def _connect(port: int) -> socket.socket:
+    for _ in range(200):  # it needs a moment to import and listen
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=10)
+        except ConnectionRefusedError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on port {port}")
+
+
+def _receive(connection: socket.socket, msg_id: int) -> dict:
+    """The response to `msg_id`, skipping the server's notifications."""
+    buffer = b""
+    while True:
+        while b"\r\n\r\n" not in buffer:
+            buffer += connection.recv(65536)
+        header, _, buffer = buffer.partition(b"\r\n\r\n")
+        length = int(header.split(b":")[1].split(b"\r\n")[0])
+        while len(buffer) < length:
+            buffer += connection.recv(65536)
+        message, buffer = json.loads(buffer[:length]), buffer[length:]
+        if message.get("id") == msg_id and "method" not in message:
+            return message
