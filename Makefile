@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: install demo test llama-server lint bench clean vsix test-editors
+.PHONY: install demo test llama-server lint bench bench-soak clean vsix test-editors
 
 # One venv with the package (editable) and the dev tools. The first install
 # compiles llama-cpp-python from source (about 10 minutes on 2 cores); pip's
@@ -47,7 +47,14 @@ $(BENCH_STAMP): $(STAMP)
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP) llama-server
-	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in $(filter-out bench/soak.py,$(wildcard bench/[!_]*.py)); do \
+		echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# 30 minutes of typing, completions, edits and chat against the fake model server
+# (not in `make bench`, not in CI); SOAK_MINUTES=2 for a short run.
+SOAK_MINUTES ?= 30
+bench-soak: $(STAMP)
+	$(BIN)/python bench/soak.py --minutes $(SOAK_MINUTES)
 
 # The VS Code extension (editors/vscode) as a VSIX: needs Node 20+ and npm. Its
 # node_modules come from package-lock.json (npm's cache makes reinstalls quick).

@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", parents=[common], help="run the language server (default)")
     serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    serve.add_argument("--log-file", metavar="PATH", help="also log here (10 MB, 3 rotated)")
 
     edit = sub.add_parser("edit", parents=[common], help="rewrite lines of a file as instructed")
     edit.add_argument("file", metavar="FILE")
@@ -193,16 +194,23 @@ async def _edit(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: config.Settings, problems: list[str]) -> int:
+    from ds_lsp import transport
+    from ds_lsp.features.log import log_to_file
     from ds_lsp.server import build_server
 
+    if getattr(args, "log_file", None):
+        try:
+            log_to_file(args.log_file)
+        except OSError as exc:
+            raise UsageError(f"--log-file {args.log_file}: {exc.strerror or exc}") from None
     server = build_server(settings, problems)
     if getattr(args, "tcp", None):
         host, _, port = args.tcp.rpartition(":")
         if not port.isdigit():
             raise UsageError(f"--tcp {args.tcp!r}: expected HOST:PORT, like 127.0.0.1:2087")
-        server.start_tcp(host or "127.0.0.1", int(port))
+        transport.start_tcp(server, host or "127.0.0.1", int(port))
     else:
-        server.start_io()
+        transport.start_io(server)  # pygls's start_io, hardened against bad input
     return 0
 
 

@@ -13,6 +13,8 @@ HIDDEN = "<hidden>"
 
 # Credentials before a host, with or without a scheme: "bob:pw@" in "http://bob:pw@h/v1".
 _CREDENTIALS = re.compile(r"(^|//)[^/\s@]+@")
+# The same inside any text (log lines, tracebacks): "scheme://...@".
+_URL_CREDENTIALS = re.compile(r"(\w+://)[^/\s'\"]*@")
 
 
 def redact_url(url: str) -> str:
@@ -33,4 +35,5 @@ def redact_text(text: str, secrets: list[str]) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, HIDDEN)
-    return re.sub(r"(\w+://)[^/\s@]+@", rf"\1{HIDDEN}@", text)
+    # Up to the last "@" before the host: a password may hold an "@" of its own.
+    return _URL_CREDENTIALS.sub(rf"\1{HIDDEN}@", text)

@@ -34,3 +34,9 @@ def test_secrets_and_url_credentials_in_text_are_hidden():
 
     assert "hunter2" not in shown and "sk-SECRET" not in shown
     assert shown == f"POST http://{HIDDEN}@h:8080/v1 failed; key {HIDDEN} was refused"
+
+
+def test_a_password_holding_an_at_sign_is_hidden_whole_in_text():
+    shown = redact_text("GET http://bob:p@ss@host:1/v1 failed", [])
+
+    assert shown == f"GET http://{HIDDEN}@host:1/v1 failed"

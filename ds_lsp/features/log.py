@@ -19,6 +19,7 @@ import logging
 import re
 import sys
 from collections.abc import Callable, Iterable
+from logging.handlers import RotatingFileHandler
 
 from lsprotocol import types
 
@@ -33,13 +34,18 @@ _LEVELS = [
 _PENDING_LIMIT = 500
 # Loggers whose records may carry settings or URLs with credentials: pygls's,
 # ours, and the HTTP stack's (httpx logs each request's URL).
-_REDACTED_LOGGERS = ("pygls", "ds_lsp", "httpx", "httpcore", "openai")
+# asyncio logs the exceptions of tasks nobody awaited, tracebacks included.
+_REDACTED_LOGGERS = ("pygls", "ds_lsp", "httpx", "httpcore", "openai", "asyncio")
+_TRACEBACKS = logging.Formatter()
 # An api key written as a field, in JSON, Python reprs or attrs reprs:
 # "apiKey": "sk-...", 'api_key': 'sk-...', api_key='sk-...'.
 # A value already shown as a placeholder ('<set>') is left as it is.
 _KEY_FIELD = re.compile(
     r"""(api[_-]?key['"]?\s*[:=]\s*)(['"])(?!<[a-z ]*>\2)(?:(?!\2).)*\2""", re.IGNORECASE
 )
+
+# An Authorization header's value, whatever the key: "Bearer sk-...".
+_BEARER = re.compile(r"(\bBearer\s+)[^\s'\",]+", re.IGNORECASE)
 
 
 def message_type(levelno: int) -> types.MessageType:
@@ -51,7 +57,26 @@ def message_type(levelno: int) -> types.MessageType:
 
 def redact_log_text(text: str, secrets: Iterable[str]) -> str:
     text = _KEY_FIELD.sub(lambda m: f"{m[1]}{m[2]}{HIDDEN}{m[2]}", text)
+    text = _BEARER.sub(rf"\1{HIDDEN}", text)
     return redact_text(text, list(secrets))
+
+
+def redact_record(record: logging.LogRecord, secrets: list[str]) -> None:
+    """Redact the record's message, its traceback and its stack, in place."""
+    if record.exc_info:
+        # Formatted now and kept as text: every handler prints exc_text as it is,
+        # and no formatter gets the exception itself (its text may hold a key).
+        text = record.exc_text or _TRACEBACKS.formatException(record.exc_info)
+        record.exc_info, record.exc_text = None, redact_log_text(text, secrets)
+    elif record.exc_text:
+        record.exc_text = redact_log_text(record.exc_text, secrets)
+    if record.stack_info:
+        record.stack_info = redact_log_text(record.stack_info, secrets)
+    try:
+        message = record.getMessage()
+    except Exception:  # a broken format string: let logging report it
+        return
+    record.msg, record.args = redact_log_text(message, secrets), ()
 
 
 def install_redaction(secrets: Callable[[], Iterable[str]]) -> None:
@@ -68,16 +93,24 @@ def install_redaction(secrets: Callable[[], Iterable[str]]) -> None:
     def make_record(*args, **kwargs) -> logging.LogRecord:
         record = previous(*args, **kwargs)
         if record.name.startswith(_REDACTED_LOGGERS):
-            try:
-                message = record.getMessage()
-            except Exception:  # a broken format string: let logging report it
-                return record
-            record.msg, record.args = redact_log_text(message, secrets()), ()
+            redact_record(record, list(secrets()))
         return record
 
     make_record.ds_lsp_redacting = True
     make_record.wrapped = previous
     logging.setLogRecordFactory(make_record)
+
+
+def log_to_file(path: str, max_bytes: int = 10 * 1024 * 1024, keep: int = 3) -> None:
+    """Also write the log to `path`, rotated at `max_bytes` with `keep` old files.
+
+    The handler goes on each redacted logger (they are siblings): every record
+    reaches the file once and redacted, whether or not the editor is connected.
+    """
+    handler = RotatingFileHandler(path, maxBytes=max_bytes, backupCount=keep, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in _REDACTED_LOGGERS:
+        logging.getLogger(name).addHandler(handler)
 
 
 class LogForwarder(logging.Handler):

@@ -124,19 +124,19 @@ class VSCode:
         self.model.start()
         (self.workspace / ".vscode").mkdir(parents=True)
         self.source.write_text(SOURCE)
-        # The extension's settings, as a user would put them in the workspace.
+        # The extension's settings, as a user would put them in the workspace...
         settings = {
-            "dsLsp.serverCommand": [sys.executable, "-m", "ds_lsp"],
             "dsLsp.backend": "openai",
             "dsLsp.preset": "llamacpp",
-            "dsLsp.baseUrl": self.model.base_url,
             "dsLsp.model": MODEL,
             "dsLsp.trace.server": "verbose",
         }
         (self.workspace / ".vscode" / "settings.json").write_text(json.dumps(settings, indent=2))
 
         self.code.install_extension(Path(os.environ["DS_LSP_VSIX"]))
-        self.code.write_user_settings(USER_SETTINGS)
+        # ...but what runs (machine scope) and the URL the API key goes to only count
+        # from user settings.
+        self.code.write_user_settings(self.user_settings())
         url = self.code.start(self.workspace)
         modules = self.code_server_dir / "node_modules"
         self.browser = Browser(self.node, modules, self.code.root / "driver.log")
@@ -150,6 +150,14 @@ class VSCode:
         if os.environ.get("DS_LSP_DOCS_IMAGES") == "1":
             DOCS_IMAGES.mkdir(exist_ok=True)
             shutil.copy(path, DOCS_IMAGES / path.name)
+
+    def user_settings(self, **changes) -> dict:
+        return {
+            **USER_SETTINGS,
+            "dsLsp.serverCommand": [sys.executable, "-m", "ds_lsp"],
+            "dsLsp.baseUrl": self.model.base_url,
+            **changes,
+        }
 
     def channel(self, name: str) -> str:
         return self.code.output_channel(EXTENSION_ID, name)
@@ -307,10 +315,8 @@ def test_reasoning_channel_shows_the_reasoning(vscode):
 
 def test_a_missing_server_says_how_to_install_it(vscode):
     b = vscode.browser
-    settings_file = vscode.workspace / ".vscode" / "settings.json"
-    settings = json.loads(settings_file.read_text())
     missing = str(vscode.root / "no-such-venv" / "bin" / "ds-lsp")
-    settings_file.write_text(json.dumps({**settings, "dsLsp.serverCommand": missing}))
+    vscode.code.write_user_settings(vscode.user_settings(**{"dsLsp.serverCommand": missing}))
     try:
         # Changing the command restarts the server, which is not there.
         b("waitText", selector=".notifications-toasts", text="pip install ds-lsp")
@@ -318,7 +324,7 @@ def test_a_missing_server_says_how_to_install_it(vscode):
         vscode.screenshot("missing-server")
         b("waitVisible", selector=".statusbar-item .codicon-warning")
     finally:
-        settings_file.write_text(json.dumps(settings))
+        vscode.code.write_user_settings(vscode.user_settings())
     b("command", title="Notifications: Clear All Notifications")
     b("waitVisible", selector=".statusbar-item .codicon-sparkle")  # running again
 

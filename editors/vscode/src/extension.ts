@@ -13,7 +13,14 @@ import {
 } from 'vscode-languageclient/node';
 import { RedactingLogChannel } from './redact';
 import { resolveServer } from './server';
-import { initializationOptions, modelLabel, RESTART_SETTINGS, SECTION, serverSettings } from './settings';
+import {
+  initializationOptions,
+  modelLabel,
+  RESTART_SETTINGS,
+  SECTION,
+  serverSettings,
+  workspaceUrlSetting,
+} from './settings';
 
 const API_KEY_SECRET = 'dsLsp.apiKey';
 const CHAT_CONTEXT = 'deepseek.chatEditor';
@@ -30,7 +37,8 @@ class DeepSeek implements vscode.Disposable {
   private client: LanguageClient | undefined;
   private starting: Promise<void> | undefined;
   private restarting: Promise<void> = Promise.resolve();
-  private apiKey: string | undefined;
+  private apiKey: string | undefined; // from secret storage: always hidden in the log
+  private keySent = false; // whether this server got it (only for the user's own URL)
   private readonly log: RedactingLogChannel;
   private readonly reasoning: vscode.OutputChannel;
   private readonly status: vscode.StatusBarItem;
@@ -81,13 +89,18 @@ class DeepSeek implements vscode.Disposable {
       return;
     }
     this.apiKey = await this.context.secrets.get(API_KEY_SECRET);
+    const urlSetting = this.apiKey ? workspaceUrlSetting() : undefined;
+    this.keySent = !!this.apiKey && !urlSetting;
+    if (urlSetting) {
+      this.withholdKey(urlSetting);
+    }
     const client = new LanguageClient(
       SECTION, // also names the trace setting: dsLsp.trace.server
       'DeepSeek (ds-lsp)',
       { run: resolved.executable, debug: resolved.executable },
       {
         documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
-        initializationOptions: initializationOptions(this.apiKey),
+        initializationOptions: initializationOptions(this.keySent ? this.apiKey : undefined),
         outputChannel: this.log,
         middleware: {
           workspace: {
@@ -150,6 +163,20 @@ class DeepSeek implements vscode.Disposable {
     return undefined;
   }
 
+  /** The workspace chose the model's URL: the key stays home, and the user learns why. */
+  private withholdKey(setting: string): void {
+    const message =
+      `DeepSeek: the API key was not sent to the model server: this workspace sets "${SECTION}.${setting}", ` +
+      'and the key only goes to a URL from your user settings. Set the URL there, or remove it ' +
+      "from this workspace's settings, to use the key.";
+    this.log.warn(message);
+    void vscode.window.showWarningMessage(message, 'Open Workspace Settings').then((choice) => {
+      if (choice) {
+        void vscode.commands.executeCommand('workbench.action.openWorkspaceSettingsFile');
+      }
+    });
+  }
+
   private fail(message: string): void {
     this.failure = message;
     this.log.error(message);
@@ -168,7 +195,10 @@ class DeepSeek implements vscode.Disposable {
       return;
     }
     this.updateStatus();
-    if (RESTART_SETTINGS.some((setting) => event.affectsConfiguration(setting))) {
+    // A server holding the key must never learn a URL the workspace chose: restart
+    // (without the key) instead of passing the new settings on; and the other way round.
+    const keyAllowed = !!this.apiKey && !workspaceUrlSetting();
+    if (keyAllowed !== this.keySent || RESTART_SETTINGS.some((setting) => event.affectsConfiguration(setting))) {
       void this.restart();
     } else if (this.client?.isRunning()) {
       // settings: null makes the server ask for them (workspace/configuration, above).

@@ -2,6 +2,7 @@
 // to the server (as initializationOptions and as the answer to workspace/configuration).
 import * as path from 'path';
 import * as vscode from 'vscode';
+import { urlSetByWorkspace } from './keyRule';
 
 export const SECTION = 'dsLsp';
 
@@ -48,4 +49,11 @@ export function modelLabel(): string {
     return path.basename(modelPath).replace(/\.gguf$/i, '');
   }
   return 'DeepSeek';
+}
+
+/** The model-URL setting this workspace or folder sets, if any: the API key then
+ * stays in secret storage (see keyRule.ts). */
+export function workspaceUrlSetting(): string | undefined {
+  const config = vscode.workspace.getConfiguration(SECTION);
+  return urlSetByWorkspace(serverSettings(), (key) => config.inspect(key));
 }
