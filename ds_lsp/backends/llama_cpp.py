@@ -378,7 +378,9 @@ class LlamaCppBackend:
         own_template = self._chat_template or llm.metadata.get("tokenizer.chat_template")
         self._prompt_style = style_from_gguf(
             own_template,
-            lambda text: len(llm.tokenize(text.encode(), add_bos=False, special=True)) == 1,
+            lambda text: (
+                len(llm.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=True)) == 1
+            ),
         )
         log.info(
             "%s: inline completions fit a %s prompt (%s)",
@@ -456,15 +458,15 @@ class LlamaCppBackend:
                 # A template that rewrites message text: render it plainly, and
                 # still read only the template's own markers as special.
                 return self._tokenize_plainly(llm, request)
-            tokens += llm.tokenize(before.encode(), add_bos=False, special=True)
+            tokens += llm.tokenize(before.encode("utf-8", "replace"), add_bos=False, special=True)
             text = message.content
             if message.role == "assistant":
                 # Earlier answers go back without their reasoning, as R1's template
                 # does (which the sentinel kept from seeing the text).
                 text = text.split("</think>")[-1]
-            tokens += llm.tokenize(text.encode(), add_bos=False, special=False)
+            tokens += llm.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False)
             rest = rest_after
-        tokens += llm.tokenize(rest.encode(), add_bos=False, special=True)
+        tokens += llm.tokenize(rest.encode("utf-8", "replace"), add_bos=False, special=True)
         if self._bos_tokens and tokens[:1] != self._bos_tokens:
             tokens = self._bos_tokens + tokens
         return tokens
@@ -474,7 +476,9 @@ class LlamaCppBackend:
         where the vocabulary wants one (and the prompt has none)."""
         tokens: list[int] = []
         for text, is_marker in raw.pieces:
-            tokens += llm.tokenize(text.encode(), add_bos=False, special=is_marker)
+            tokens += llm.tokenize(
+                text.encode("utf-8", "replace"), add_bos=False, special=is_marker
+            )
         if self._bos_tokens and tokens[:1] != self._bos_tokens:
             tokens = self._bos_tokens + tokens
         return tokens
@@ -483,7 +487,7 @@ class LlamaCppBackend:
         """For a template that rewrites message text: safe only when no message holds
         text that would read as a control token."""
         for message in request.messages:
-            text = message.content.encode()
+            text = message.content.encode("utf-8", "replace")
             if llm.tokenize(text, add_bos=False, special=True) != llm.tokenize(
                 text, add_bos=False, special=False
             ):
@@ -492,7 +496,9 @@ class LlamaCppBackend:
                     "text holds special-token text (such as <|im_end|>) that cannot be kept "
                     "apart from the template's markers; select less or use another template"
                 )
-        tokens = llm.tokenize(self._render(request).encode(), add_bos=False, special=True)
+        tokens = llm.tokenize(
+            self._render(request).encode("utf-8", "replace"), add_bos=False, special=True
+        )
         if self._bos_tokens and tokens[:1] != self._bos_tokens:
             tokens = self._bos_tokens + tokens
         return tokens
@@ -583,7 +589,9 @@ class _Generation:
             forced = f"the reasoning budget of {budget} tokens ran out; </think> was forced"
             self.emit(self.splitter.feed(THINK_CLOSE))
             continuation = prompt + self.generated
-            continuation += llm.tokenize(THINK_CLOSE.encode(), add_bos=False, special=True)
+            continuation += llm.tokenize(
+                THINK_CLOSE.encode("utf-8", "replace"), add_bos=False, special=True
+            )
             finish, detail = self.sample(llm, continuation, budget=None)
             detail = f"{forced}; {detail}" if detail else forced
 

@@ -55,13 +55,20 @@ import json
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 import openai
 
-from ds_lsp.backends.base import ChatRequest, Delta, FinishReason, ModelError, Speed
+from ds_lsp.backends.base import (
+    ChatRequest,
+    Delta,
+    FinishReason,
+    ModelError,
+    RawPrompt,
+    Speed,
+)
 from ds_lsp.backends.r1_format import r1_raw_prompt
 from ds_lsp.completion_prompts import PromptStyle
 from ds_lsp.prompt_style import style_from_server
@@ -172,6 +179,7 @@ class OpenAIBackend:
         self.name = f"openai ({self.shown_url}, {model})"
         self._has_key = bool(api_key)
         self.speed = Speed()  # from llama-server's timings, where it sends them
+        self._warned_unencodable = False
         self._prompt_style: PromptStyle | None = None
         # Hidden wherever a server echoes them back into an error we pass on.
         self._secrets = [secret for secret in (api_key, _url_password(self.base_url)) if secret]
@@ -348,6 +356,23 @@ class OpenAIBackend:
                 )
                 return
 
+    def _encodable(self, request: ChatRequest) -> ChatRequest:
+        """The request with text that UTF-8 cannot carry (a lone surrogate from the
+        editor) replaced by U+FFFD, said once: the JSON body could not be sent at all."""
+        texts = [message.content for message in request.messages]
+        if request.raw is not None:
+            texts += [text for text, _ in request.raw.pieces]
+        if not any(_unencodable(text) for text in texts):
+            return request
+        if not self._warned_unencodable:
+            self._warned_unencodable = True
+            log.warning("text that is not valid Unicode (a lone surrogate) went as U+FFFD")
+        messages = [replace(m, content=_encodable_text(m.content)) for m in request.messages]
+        raw = request.raw
+        if raw is not None:
+            raw = RawPrompt(tuple((_encodable_text(text), mark) for text, mark in raw.pieces))
+        return replace(request, messages=messages, raw=raw)
+
     def _note_timings(self, chunk) -> None:
         """llama-server sends its prompt and generation timings with the last chunk."""
         timings = (getattr(chunk, "model_extra", None) or {}).get("timings")
@@ -363,6 +388,7 @@ class OpenAIBackend:
 
     def _arguments(self, request: ChatRequest) -> tuple[str, dict]:
         """The endpoint ("chat" or "completions") and what to send it."""
+        request = self._encodable(request)
         common: dict[str, Any] = dict(
             model=request.model or self.model,
             max_tokens=request.max_tokens,
@@ -535,6 +561,18 @@ async def _stop(work: asyncio.Future, discard: Callable[[Any], Awaitable[None]] 
         return
     if discard is not None:
         await discard(work.result())
+
+
+def _unencodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _encodable_text(text: str) -> str:
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def _tokens(chars: int) -> int:

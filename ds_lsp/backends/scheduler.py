@@ -62,7 +62,9 @@ class ModelScheduler:
         self._backends: dict[str, Backend] = {}
         self._keys: dict[str, tuple] = {}
         self._lock = asyncio.Lock()  # one build at a time
-        self._rebuilding: asyncio.Task | None = None
+        # Rebuilds under way, referenced so that none vanishes mid-run (asyncio keeps
+        # weak references only), and cancelled on close.
+        self._rebuilding: set[asyncio.Task] = set()
         self._closed = False
 
     @property
@@ -119,9 +121,14 @@ class ModelScheduler:
         if not stale or self._closed:
             return  # nothing built, or nothing it depends on changed
         log.info("model settings changed: loading the new model in the background")
-        self._rebuilding = asyncio.ensure_future(self._rebuild(stale))
+        task = asyncio.ensure_future(self._rebuild(stale))
+        self._rebuilding.add(task)
+        task.add_done_callback(self._rebuilding.discard)
 
     async def aclose(self) -> None:
+        """Stop everything: rebuilds, running generations (their backends close), models."""
+        for task in list(self._rebuilding):
+            task.cancel()
         async with self._lock:
             self._closed = True
             backends, self._backends = list(self._backends.values()), {}

@@ -98,15 +98,21 @@ async def apply_text(ls, document: Document, start: int, end: int, text: str, la
     """Replace document[start:end] with `text`, as minimal edits at the document's
     version, and check the editor's next version holds it. Returns "" when it does,
     else why not (said so that the user knows what the document holds)."""
-    edits = [
-        types.TextEdit(
-            range=types.Range(
-                document.position_at(start + r.start), document.position_at(start + r.end)
-            ),
-            new_text=r.text,
-        )
-        for r in minimal_replacements(document.text[start:end], text)
-    ]
+
+    def smallest_edits() -> list[types.TextEdit]:
+        return [
+            types.TextEdit(
+                range=types.Range(
+                    document.position_at(start + r.start), document.position_at(start + r.end)
+                ),
+                new_text=r.text,
+            )
+            for r in minimal_replacements(document.text[start:end], text)
+        ]
+
+    # Off the event loop: a diff of thousands of lines must not stall every other
+    # request (the document is an immutable snapshot, safe to read from a thread).
+    edits = await asyncio.to_thread(smallest_edits)
     if not edits:
         return ""
     failure = await send_edits(ls, document, edits, label)
