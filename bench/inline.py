@@ -280,8 +280,12 @@ async def run_way(way: str, places: int) -> dict:
         answered = editor.answered.get(msg_id)
         if answered is not None and answered[1]:
             settled_answered += answered[0] - editor.sent[msg_id] < pause
+    missed = []  # the pauses with no suggestion in time: (request, pause s, answer ms, items)
     for msg_id, pause, _ in in_code:
         answered = editor.answered.get(msg_id)
+        if answered is None or not answered[1] or answered[0] - editor.sent[msg_id] >= pause:
+            elapsed = None if answered is None else round((answered[0] - editor.sent[msg_id]) * 1e3)
+            missed.append((msg_id, round(pause, 2), elapsed, len(answered[1]) if answered else 0))
         if answered is None or not answered[1]:
             continue
         elapsed = answered[0] - editor.sent[msg_id]
@@ -313,6 +317,7 @@ async def run_way(way: str, places: int) -> dict:
         "server_rss_without_model_mb": round(rss, 1),
         "kv_prefix_reuse": stats.get("prompt_reuse"),
         "counts": {k: v for k, v in stats.items() if isinstance(v, int)},
+        "missed_pauses": missed,
     }
     print(json.dumps(result), flush=True)
     return result

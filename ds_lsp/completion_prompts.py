@@ -86,7 +86,18 @@ def render_continuation(context: CompletionContext) -> RawPrompt:
     """Plain text for a model to go on from: the comment header, then the code
     before the cursor. Nothing after the cursor: a model that only continues text
     would read it as what comes before."""
-    return RawPrompt(((_fim_header(context) + context.prefix, False),))
+    return RawPrompt(((_fim_header(context) + _healed(context.prefix), False),))
+
+
+def _healed(prefix: str) -> str:
+    """The prefix without the spaces typed after the last word on the cursor line.
+    Tokenizers put a space in front of the word that follows ("▁records"), so a
+    prompt that ends in a space is one the model has rarely seen, and it often
+    answers nothing; without it, it writes " records" (the suggestion filter drops
+    the space the line already has)."""
+    stripped = prefix.rstrip(" \t")
+    last_line = stripped[stripped.rfind("\n") + 1 :]
+    return stripped if last_line.strip() else prefix
 
 
 def header_lines(context: CompletionContext) -> frozenset[str]:
@@ -171,7 +182,7 @@ def render_fim(context: CompletionContext, template: str) -> RawPrompt:
     if problem:
         raise ValueError(problem)
     pattern = FIM_PRESETS.get(template, template)
-    prefix = _fim_header(context) + context.prefix
+    prefix = _fim_header(context) + _healed(context.prefix)
     pieces: list[tuple[str, bool]] = []
     for part in re.split(r"(\{prefix\}|\{suffix\})", pattern):
         if part == "{prefix}":

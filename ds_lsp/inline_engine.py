@@ -451,8 +451,10 @@ class InlineEngine:
         chunks = self._models.stream(request)
         loop = asyncio.get_running_loop()
         first_output: float | None = None
+        written: list[str] = []  # what the model wrote, for the debug log
         try:
             async for delta in chunks:
+                written.append(delta.content)
                 # Reasoning never becomes ghost text, whatever the server sends.
                 if delta.content and not stream.feed(delta.content):
                     break  # complete: stop the model now
@@ -479,6 +481,13 @@ class InlineEngine:
         text = stream.text  # cleaned as it streamed (cleaning twice would re-indent twice)
         if first_output is not None and "\n" in text and loop.time() - first_output > cap:
             text = text.split("\n", 1)[0]  # over the cap: the first complete line only
+        log.debug(
+            "completion (%s) after %r: the model wrote %r; shown: %r",
+            context.mode,
+            context.line_prefix[-40:],
+            "".join(written),
+            text,
+        )
         return text
 
     def _report(self, error: ModelError) -> None:

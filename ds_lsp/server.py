@@ -116,7 +116,12 @@ class DsLspProtocol(LanguageServerProtocol):
         super()._execute_handler(msg_id, handler, callback, args, kwargs)
         future = self._request_futures.get(msg_id)
         if future is not None and getattr(callback, "func", None) != self._send_handler_result:
-            future.add_done_callback(lambda _: self._request_futures.pop(msg_id, None))
+            # Later, not in the callback: shutdown cancels these futures while it
+            # iterates over them.
+            loop = asyncio.get_running_loop()
+            future.add_done_callback(
+                lambda _: loop.call_soon_threadsafe(self._request_futures.pop, msg_id, None)
+            )
 
     def _handle_cancel_notification(self, msg_id) -> None:
         super()._handle_cancel_notification(msg_id)

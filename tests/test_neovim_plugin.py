@@ -77,6 +77,8 @@ class Nvim:
         init = tmp_path / "init.lua"
         values = {"repo": REPO, "python": sys.executable, "base_url": base_url}
         values = {k: json.dumps(str(v)) for k, v in values.items()}
+        if "warm_up" not in extra:  # its request would take the replies the tests script
+            extra += "\n  warm_up = false,"
         init.write_text(INIT_LUA % {**values, "extra": extra})
         env = {k: v for k, v in os.environ.items() if not k.startswith("DS_LSP_")}
         env.update(
@@ -197,6 +199,18 @@ def test_ghost_text_shows_and_tab_accepts_it(workspace, fake_openai, start_nvim)
     assert "urn a + b" in shown
     assert typed == "    ret"
     assert line == "    return a + b"
+
+
+def test_the_model_is_warmed_up_when_the_server_attaches(workspace, fake_openai, start_nvim):
+    source = workspace / "calc.py"
+    source.write_text("x = 1\n")
+    nvim = start_nvim(source, "warm_up = true,")
+
+    nvim.wait_for(ATTACHED, lambda value: value == "1")
+    warm_up = fake_openai.served(0, timeout=20)  # before any keystroke
+
+    assert warm_up.endpoint == "chat"
+    assert fake_openai.requests[0]["max_tokens"] == 1
 
 
 NO_SUGGESTION = [Reply(content="", format="none")] * 20

@@ -27,6 +27,8 @@ M.defaults = {
   },
   -- Call vim.lsp.enable('ds_lsp'); false if you enable it yourself.
   enable = true,
+  -- Load the model when the server attaches (dsLsp.warmUp), not at the first pause.
+  warm_up = true,
 }
 
 local function notify(message, level)
@@ -299,6 +301,8 @@ local function set_keys(bufnr, keys)
     'ds-lsp: previous suggestion')
 end
 
+local warmed = {} -- client ids whose model was warmed up
+
 function M.setup(opts)
   opts = vim.tbl_deep_extend('force', M.defaults, opts or {})
   local config = {
@@ -332,6 +336,13 @@ function M.setup(opts)
       if inline and client and client.name == NAME and is_code(client, event.buf) then
         vim.lsp.inline_completion.enable(true, { bufnr = event.buf })
         set_keys(event.buf, opts.keys)
+        -- Load the model now, once per server, so the first pause is answered
+        -- (as llama.vim warms its server); the server reports its progress.
+        if opts.warm_up and not warmed[client.id] then
+          warmed[client.id] = true
+          client:request('workspace/executeCommand', { command = 'dsLsp.warmUp', arguments = {} },
+            function() end, event.buf)
+        end
       end
     end,
   })
