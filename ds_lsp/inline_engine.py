@@ -445,7 +445,9 @@ class InlineEngine:
         """Ask the model; return the cleaned suggestion ("" or None: nothing to show)."""
         settings = self._settings()
         self.stats.model_requests += 1
-        stream = in_flight.stream = SuggestionStream(context)
+        stream = in_flight.stream = SuggestionStream(
+            context, continues_text=request.raw is not None
+        )
         started = time.perf_counter()
         cap = settings.completion_time_budget_ms / 1000
         chunks = self._models.stream(request)

@@ -109,6 +109,10 @@ _STOP_TOKEN_STARTS = frozenset(
 )
 _LONGEST_STOP_TOKEN = max(map(len, _STOP_TOKENS))
 _FENCES = ("```", "~~~")
+# A prompt's header line, whatever file it names (models invent others).
+_PATH_HEADER = re.compile(r"(#|//|--) Path: ")
+# A statement after which nothing at the same depth runs.
+_BLOCK_END = re.compile(r"(return|raise|break|continue)\b")
 
 
 # ---------------------------------------------------------------- the public API
@@ -124,8 +128,11 @@ def clean_suggestion(raw: str, context: CompletionContext) -> str:
 class SuggestionStream:
     """Filters a streaming answer as it arrives; `feed` is False once it is complete."""
 
-    def __init__(self, context: CompletionContext) -> None:
+    def __init__(self, context: CompletionContext, continues_text: bool = False) -> None:
+        """`continues_text`: the model goes on from the file's own text (a continuation
+        or FIM prompt), so its later lines are indented as in the file."""
         self._context = context
+        self._continues_text = continues_text
         self._blank_line = not context.line_prefix.strip()
         after_space = context.line_prefix[-1:] in (" ", "\t")
         self._echo = _Echo(_echo_candidates(context))
@@ -162,8 +169,11 @@ class SuggestionStream:
         return self._text
 
     def _model_indentation(self) -> str | None:
-        """How the model indented the cursor line: known from an echo of it, or on a
-        blank cursor line from the answer's first line."""
+        """How the model indented the cursor line: as the file does when it continues
+        the file's text; else known from an echo of it, or on a blank cursor line from
+        the answer's first line."""
+        if self._continues_text:
+            return _indentation(self._context.line_prefix)
         if self._echo.frame is not None:
             return self._echo.frame
         return self._lead.dropped_indent if self._blank_line else None
@@ -609,8 +619,15 @@ class _Lines:
         line = self.lines[-1].strip()
         later = len(self.lines) > 1 or self._blank
         repeats = later and line == self._next and self._depth_at_line_start == 0
-        if line and (repeats or (later and line in self._furniture)):
+        furniture = later and (line in self._furniture or _PATH_HEADER.match(line) is not None)
+        if line and (repeats or furniture):
             self.lines[-1] = ""
+            self.done = True
+            return
+        # Nothing after a return (raise, break, continue) at the cursor's depth runs:
+        # the model is writing past the end of the block.
+        at_base = len(self.lines) == 1 or _columns(_indentation(self.lines[-1])) <= self._base
+        if at_base and self._depth_at_line_start == 0 and _BLOCK_END.match(line):
             self.done = True
 
 

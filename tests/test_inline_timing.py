@@ -151,7 +151,8 @@ async def test_a_llama_server_without_a_thinking_template_gets_plain_continuatio
     assert [item.insert_text for item in items] == ["a + b"]
     assert fake_openai.endpoints[-1] == "completions"
     prompt = fake_openai.requests[-1]["prompt"]
-    assert prompt.endswith("def add(a, b):\n    return ")
+    # The space typed last is left out (the model writes it with the next word).
+    assert prompt.endswith("def add(a, b):\n    return")
     assert "Complete the code" not in prompt, "no instructions for a model that continues text"
     await wait_for_log(client, "inline completions: continuation prompt")
 
@@ -186,3 +187,36 @@ async def test_no_prompt_furniture_and_no_copy_of_the_code_below(
     items = await ghost_text(client, PY, 1, 11)
 
     assert [item.insert_text for item in items] == [shown]
+
+
+@pytest.mark.parametrize(
+    "answer_text",
+    [
+        "return total\n\n\ndef main():\n    pass",  # past the end of the function
+        "return total\n    print(total)",  # after a return nothing at its depth runs
+        "return total\n\n# Path: task_1.py\nfrom typing import List",  # an invented header
+    ],
+)
+async def test_a_block_suggestion_at_the_end_of_a_function_stops_where_the_function_does(
+    client, fake_openai, answer_text
+):
+    fake_openai.props = {"chat_template": ""}  # plain continuation: indented as the file is
+    await start(client, fake_openai)
+    open_doc(client, PY, "def add(a, b):\n    total = a + b\n    \n")
+    fake_openai.enqueue(answer(answer_text))
+
+    items = await ghost_text(client, PY, 2, 4)
+
+    assert [item.insert_text for item in items] == ["return total"]
+
+
+async def test_in_the_middle_of_code_a_suggestion_is_one_line(client, fake_openai):
+    fake_openai.props = {"chat_template": ""}
+    await start(client, fake_openai)
+    open_doc(client, PY, "def add(a, b):\n    total = a + b\n    \n    return total\n")
+    fake_openai.enqueue(answer("total += 1\n    total *= 2\n    return total"))
+
+    items = await ghost_text(client, PY, 2, 4)
+
+    assert [item.insert_text for item in items] == ["total += 1"]
+    assert fake_openai.requests[-1]["stop"] == ["\n"], "one line asked for"
