@@ -64,7 +64,7 @@ def completion_request(
     common = dict(
         max_tokens=min(max_tokens, SINGLE_LINE_MAX_TOKENS) if single else max_tokens,
         reasoning="off",
-        temperature=0.2,  # a suggestion should be the likely code, not a creative one
+        temperature=0.0,  # the likeliest code (greedy), the same for the same text
         top_p=0.95,
         slot="completion",
         stop=("\n",) if single else (),

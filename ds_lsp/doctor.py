@@ -78,6 +78,7 @@ async def check_backend(settings: Settings) -> Check:
     """Reach the model: load the GGUF in process, or ask the server for its models."""
     from ds_lsp.backends import make_backend
     from ds_lsp.backends.base import ModelError
+    from ds_lsp.prompt_style import chosen_style
 
     if settings.backend == "openai":
         fix = (
@@ -91,7 +92,12 @@ async def check_backend(settings: Settings) -> Check:
     except ModelError as exc:
         return Check("backend", False, str(exc), fix)
     try:
-        return Check("backend", True, await backend.check())
+        detail = await backend.check()
+        style = chosen_style(
+            await backend.prompt_style(), settings.completion_prompt, settings.fim_template
+        )
+        detail += f"; ghost text: {style.style} prompt ({style.reason})"
+        return Check("backend", True, detail)
     except ModelError as exc:
         return Check("backend", False, str(exc), fix)
     finally:

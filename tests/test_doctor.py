@@ -63,3 +63,5 @@ def test_the_embedded_model_loads(tiny_gguf_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "[ok  ] model:" in done.stdout
     assert "[ok  ] backend:" in done.stdout
+    # The ghost-text prompt it chose, and why: the fixture is an R1 distill.
+    assert "ghost text: chat prompt (its chat template thinks" in done.stdout
