@@ -182,7 +182,7 @@ def render_fim(context: CompletionContext, template: str) -> RawPrompt:
     if problem:
         raise ValueError(problem)
     pattern = FIM_PRESETS.get(template, template)
-    prefix = _fim_header(context) + _healed(context.prefix)
+    prefix = _fim_header(context) + context.prefix
     pieces: list[tuple[str, bool]] = []
     for part in re.split(r"(\{prefix\}|\{suffix\})", pattern):
         if part == "{prefix}":

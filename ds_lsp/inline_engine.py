@@ -64,6 +64,10 @@ TYPING_GAP_LIMIT = 0.6
 ADAPTIVE_FACTOR = 0.9
 # The adaptive wait is never longer than this.
 ADAPTIVE_DEBOUNCE_CEILING = 0.3
+# An editor whose requests come this long after their keystrokes waits for quiet
+# itself; work begun at the keystroke then waits only this share of the usual wait.
+WAITING_CLIENT_LAG = 0.15
+WAITING_CLIENT_FACTOR = 0.5
 # A generation whose request was cancelled waits this long for a newer request to
 # take it over before it is cancelled too (a keystroke that does not fit it stops
 # it at once, at didChange).
@@ -171,6 +175,8 @@ class InlineEngine:
         self._in_flight: dict[str, _InFlight] = {}
         self._changed_at: dict[str, float] = {}  # the last didChange per document
         self._arrivals: dict[str, collections.deque[float]] = {}
+        # Per document, how long after its keystroke each request came.
+        self._request_lags: dict[str, collections.deque[float]] = {}
         self._asked: set[str] = set()  # documents the editor asks ghost text for
         self._warm: dict[str, tuple[int, int]] = {}  # uri -> (band, context tokens) prefilled
         self._prefilling: dict[str, asyncio.Task] = {}
@@ -202,7 +208,11 @@ class InlineEngine:
         if self._reusable(uri, before, after):
             return  # typed-ahead or the cache will answer
         self._maybe_prefill(document, cursor)
-        self._begin(document, cursor, invoked=False, delay=self.debounce_seconds(uri))
+        delay = self.debounce_seconds(uri)
+        if self._client_waits(uri):
+            # Its own wait already filters the keystrokes of a burst: ours can be short.
+            delay *= WAITING_CLIENT_FACTOR
+        self._begin(document, cursor, invoked=False, delay=delay)
 
     async def suggest(self, document: Document, offset: int, invoked: bool) -> Suggestion | None:
         """A suggestion at `offset` of `document`, or None. Cancellable at any await."""
@@ -211,6 +221,9 @@ class InlineEngine:
         self._asked.add(uri)
         before, after = text[:offset], text[offset:]
         asked = time.perf_counter()
+        if uri in self._changed_at:
+            lags = self._request_lags.setdefault(uri, collections.deque(maxlen=5))
+            lags.append(asked - self._changed_at[uri])
         self._drop_stale(uri, before, after)
         reused = self._reusable(uri, before, after)
         if reused is not None:
@@ -258,13 +271,25 @@ class InlineEngine:
             return floor
         return min(max(floor, statistics.median(gaps) * ADAPTIVE_FACTOR), ADAPTIVE_DEBOUNCE_CEILING)
 
+    def _client_waits(self, uri: str) -> bool:
+        """Whether the editor waits for quiet itself before it asks (Neovim: 200 ms):
+        told by its requests coming well after their keystrokes."""
+        lags = self._request_lags.get(uri)
+        return bool(lags) and len(lags) >= 3 and statistics.median(lags) >= WAITING_CLIENT_LAG
+
     def forget(self, uri: str) -> None:
         """The document closed."""
         self._cancel_in_flight(uri)
         prefill = self._prefilling.pop(uri, None)
         if prefill is not None:
             prefill.cancel()
-        for table in (self._shown, self._arrivals, self._changed_at, self._warm):
+        for table in (
+            self._shown,
+            self._arrivals,
+            self._changed_at,
+            self._warm,
+            self._request_lags,
+        ):
             table.pop(uri, None)
         self._asked.discard(uri)
 
@@ -410,7 +435,8 @@ class InlineEngine:
             problem = fim_template_problem(style.fim_template or "")
             self._report(ModelError(f"fim_template {style.fim_template!r}: {problem}"))
             return None
-        tokens = self._context_tokens(document, offset, full)
+        # Asked for by hand: the user waits for it, so the full context.
+        tokens = self._context_tokens(document, offset, full or invoked)
         context = gather(
             document,
             offset,

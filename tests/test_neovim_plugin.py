@@ -78,7 +78,7 @@ class Nvim:
         values = {"repo": REPO, "python": sys.executable, "base_url": base_url}
         values = {k: json.dumps(str(v)) for k, v in values.items()}
         if "warm_up" not in extra:  # its request would take the replies the tests script
-            extra += "\n  warm_up = false,"
+            extra = "warm_up = false,\n  " + extra
         init.write_text(INIT_LUA % {**values, "extra": extra})
         env = {k: v for k, v in os.environ.items() if not k.startswith("DS_LSP_")}
         env.update(

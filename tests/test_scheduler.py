@@ -109,7 +109,7 @@ async def test_a_separate_completion_model_serves_the_completion_slot(
         chat_model = (await scheduler.backend("chat")).model_path
         completion_model = await scheduler.backend("completion")
         scheduler.update(dataclasses.replace(settings, completion_model_path=None))
-        await scheduler._rebuilding
+        await scheduler.rebuilt()
         after = await collect(scheduler.stream(ask(reasoning="off", slot="completion")))
     finally:
         await scheduler.aclose()

@@ -117,7 +117,10 @@ def test_no_secret_in_any_output(fake_openai, tmp_path: Path):
         "dsLsp.editSelection",
         {"uri": uri, "range": lines_1_2, "instruction": "add type hints"},
     )
-    assert edit["result"]["status"] in ("applied", "previewed"), edit
+    # This raw client answers applyEdit but echoes no change, so the server truthfully
+    # reports the edit as not seen in the editor; what matters here is that it ran.
+    assert edit["result"]["status"] in ("applied", "failed"), edit
+    assert any("add type hints" in str(request) for request in fake_openai.requests)
 
     # A chat, written on disk (the editor shows no documents).
     added = execute(server, "add", "dsLsp.addToChat", {"uri": uri, "range": lines_1_2})

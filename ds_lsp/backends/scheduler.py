@@ -125,6 +125,11 @@ class ModelScheduler:
         self._rebuilding.add(task)
         task.add_done_callback(self._rebuilding.discard)
 
+    async def rebuilt(self) -> None:
+        """Once the rebuilds under way have finished (for tests and warm-up)."""
+        if self._rebuilding:
+            await asyncio.gather(*self._rebuilding, return_exceptions=True)
+
     async def aclose(self) -> None:
         """Stop everything: rebuilds, running generations (their backends close), models."""
         for task in list(self._rebuilding):

@@ -13,6 +13,10 @@ return {
   filetypes = { 'python', 'javascript', 'javascriptreact', 'typescript', 'typescriptreact',
                 'rust', 'go', 'java', 'c', 'cpp', 'cs', 'ruby', 'lua', 'sh', 'bash' },
   root_markers = { '.git', 'pyproject.toml', 'package.json', 'Cargo.toml', 'go.mod' },
+  -- Each keystroke's didChange at once (Neovim holds them 150 ms by default): ds-lsp
+  -- starts a suggestion's work at the keystroke, so by the time Neovim asks (after
+  -- its own 200 ms of quiet) the answer is ready or nearly so.
+  flags = { debounce_text_changes = 0 },
   -- No empty tables here: Neovim sends an empty table as a JSON list.
   -- init_options = { dsLsp = { backend = 'openai', preset = 'ollama', model = 'deepseek-r1:7b' } },
   -- settings = { dsLsp = { completionDebounceMs = 150 } },
