@@ -283,6 +283,41 @@ async def test_a_shared_prompt_prefix_is_not_evaluated_again(tiny_gguf_path):
     assert second.prompt_tokens_evaluated < 20  # only the new question and what follows
 
 
+async def test_a_prefill_warms_the_cache_and_measures_the_prompt_speed(tiny_gguf_path):
+    """The ghost-text prefill: the prompt is evaluated ahead, nothing is generated, so
+    the request that follows evaluates only its new tokens; the speed is measured."""
+    backend = _backend(tiny_gguf_path)
+    document = "\n".join(f"line {i}: total = total + {i * 7}" for i in range(60))
+    request = ask(f"{document}\nWhat is line 3?", max_tokens=1, slot="completion")
+    try:
+        await backend.prefill(request)
+        prompt_speed = backend.speed.prompt_tps
+        await collect(backend.stream(request))
+        after = backend.last_usage
+    finally:
+        await backend.aclose()
+
+    assert prompt_speed is not None and prompt_speed > 0
+    assert after.prompt_tokens > 500
+    assert after.prompt_tokens_evaluated < 5  # the prefill evaluated the rest
+    assert after.generated_tokens == 1
+
+
+async def test_a_cancelled_prefill_stops_and_leaves_the_slot_usable(tiny_gguf_path):
+    backend = _backend(tiny_gguf_path)
+    document = "\n".join(f"line {i}: total = total + {i * 7}" for i in range(400))
+    try:
+        prefill = asyncio.ensure_future(backend.prefill(ask(document, slot="completion")))
+        await asyncio.sleep(0)
+        prefill.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await prefill
+        answer = await collect(backend.stream(ask(slot="completion", reasoning="off")))
+    finally:
+        await backend.aclose()
+    assert answer.answer == ANSWER
+
+
 # -- errors and lifecycle -------------------------------------------------------------
 
 
