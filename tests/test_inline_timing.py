@@ -220,3 +220,18 @@ async def test_in_the_middle_of_code_a_suggestion_is_one_line(client, fake_opena
 
     assert [item.insert_text for item in items] == ["total += 1"]
     assert fake_openai.requests[-1]["stop"] == ["\n"], "one line asked for"
+
+
+async def test_a_lone_surrogate_in_the_document_still_gets_ghost_text(client, fake_openai):
+    """Text UTF-8 cannot carry (a lone surrogate an editor sent) goes to the model as
+    U+FFFD instead of failing the request."""
+    await start(client, fake_openai)
+    open_doc(client, PY, "# broken \ud800 text\ndef add(a, b):\n    return \n")
+    fake_openai.enqueue(answer("a + b"))
+
+    items = await ghost_text(client, PY, 2, 11)
+
+    assert [item.insert_text for item in items] == ["a + b"]
+    assert "\ufffd" in str(fake_openai.requests[-1])
+    await wait_for_log(client, "lone surrogate")
+

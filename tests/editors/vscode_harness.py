@@ -134,9 +134,13 @@ class CodeServer:
         )
 
     def write_user_settings(self, settings: dict) -> None:
-        path = self.user_data / "User" / "settings.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(settings, indent=2))
+        """The user's settings. code-server is a remote window: settings of machine
+        scope (which program runs) count only from its Machine settings, as VS Code's
+        Remote settings do, so they go there too."""
+        for folder in ("User", "Machine"):
+            path = self.user_data / folder / "settings.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(settings, indent=2))
 
     def start(self, workspace: Path, timeout: float = 60.0) -> str:
         """Starts code-server on `workspace`; returns its URL once it listens."""
