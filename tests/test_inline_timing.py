@@ -234,4 +234,3 @@ async def test_a_lone_surrogate_in_the_document_still_gets_ghost_text(client, fa
     assert [item.insert_text for item in items] == ["a + b"]
     assert "\ufffd" in str(fake_openai.requests[-1])
     await wait_for_log(client, "lone surrogate")
-
