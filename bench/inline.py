@@ -76,8 +76,9 @@ def rss_mb(pid: int) -> float:
 class Editor:
     """A minimal LSP client that types like a person and records what comes back."""
 
-    def __init__(self, options: dict, env: dict[str, str]) -> None:
+    def __init__(self, options: dict, env: dict[str, str], log_file: str | None = None) -> None:
         self.options = options
+        self.log_file = log_file
         self.env = env
         self.client = LanguageClient("ds-lsp-bench", "1")
         self.version = 1
@@ -88,7 +89,10 @@ class Editor:
         self.counter = 0
 
     async def start(self) -> None:
-        await self.client.start_io(sys.executable, "-m", "ds_lsp", env=self.env)
+        log = []
+        if self.log_file:
+            log = ["serve", "--log-level", "debug", "--log-file", self.log_file]
+        await self.client.start_io(sys.executable, "-m", "ds_lsp", *log, env=self.env)
         # Read the server's stderr as editors do: a full pipe would block the server.
         self._stderr = asyncio.ensure_future(self._drain(self.client._server.stderr))
         caps = types.ClientCapabilities(
@@ -212,7 +216,7 @@ async def type_bursts(editor: Editor, places: int, seed: int = 7) -> tuple[list,
     return at_pause, keystrokes
 
 
-async def run_way(way: str, places: int) -> dict:
+async def run_way(way: str, places: int, log_file: str | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DS_LSP_")}
     env["DS_LSP_CONFIG"] = os.devnull
     stack: list = []
@@ -243,7 +247,7 @@ async def run_way(way: str, places: int) -> dict:
         # plain continuation).
         options = {"backend": "llama_cpp", "modelPath": str(gemma_gguf_path()), "nCtx": 4096}
 
-    editor = Editor(options, env)
+    editor = Editor(options, env, log_file)
     try:
         await editor.start()
         editor.open(generate_python(LINES))
@@ -280,12 +284,15 @@ async def run_way(way: str, places: int) -> dict:
         answered = editor.answered.get(msg_id)
         if answered is not None and answered[1]:
             settled_answered += answered[0] - editor.sent[msg_id] < pause
-    missed = []  # the pauses with no suggestion in time: (request, pause s, answer ms, items)
-    for msg_id, pause, _ in in_code:
+    # The pauses with no suggestion in time: (request, pause s, answer ms, items, s into
+    # the spot).
+    missed = []
+    for msg_id, pause, at in in_code:
         answered = editor.answered.get(msg_id)
         if answered is None or not answered[1] or answered[0] - editor.sent[msg_id] >= pause:
             elapsed = None if answered is None else round((answered[0] - editor.sent[msg_id]) * 1e3)
-            missed.append((msg_id, round(pause, 2), elapsed, len(answered[1]) if answered else 0))
+            items = len(answered[1]) if answered else 0
+            missed.append((msg_id, round(pause, 2), elapsed, items, round(at, 1)))
         if answered is None or not answered[1]:
             continue
         elapsed = answered[0] - editor.sent[msg_id]
@@ -347,12 +354,13 @@ async def main() -> None:
         "--way", choices=["fake", "llama-server", "in-process", "all"], default="all"
     )
     parser.add_argument("--places", type=int, default=0, help="typing spots (0: per way)")
+    parser.add_argument("--server-log", metavar="PATH", help="ds-lsp's debug log goes here")
     args = parser.parse_args()
     ways = ["fake", "llama-server", "in-process"] if args.way == "all" else [args.way]
     results = {}
     for way in ways:
         places = args.places or (24 if way == "fake" else 8)
-        results[way] = await run_way(way, places)
+        results[way] = await run_way(way, places, args.server_log)
     if "llama-server" in results and "in-process" in results:
         server = results["llama-server"]["time_to_suggestion_at_pauses_ms"]["median"]
         local = results["in-process"]["time_to_suggestion_at_pauses_ms"]["median"]

@@ -21,8 +21,14 @@ Timing, as llama.vim and tabby-agent do it:
 - The first keystroke at a new spot prefills that spot's prompt (evaluation
   only), so by the pause only the last few tokens are left to evaluate.
 - The context is sized from the backend's measured prompt speed, so a cold spot
-  costs about COLD_SPOT_SECONDS; once a suggestion is shown there, the full
-  context is prefilled in the background and used from then on.
+  costs about COLD_SPOT_SECONDS; once a suggestion is shown there and the user
+  stops typing for GROW_AFTER_IDLE, the full context is prefilled in the
+  background and used from then on. A keystroke stops that prefill: a prompt's
+  evaluation, which neither llama-server nor llama.cpp can share, must never
+  hold up the next suggestion.
+- A generation never starts while its spot is being prefilled: sent beside the
+  prefill, it would evaluate the same cold prompt again (llama-server gives it
+  another slot) and a closed stream does not stop a prompt's evaluation.
 - Generation is capped: after completion_time_budget_ms of writing, the
   suggestion ends with its first complete line (llama.vim's t_max_predict_ms).
 
@@ -76,6 +82,8 @@ ADOPTION_GRACE = 0.2
 SPECULATE_AFTER = 0.25
 # What a cold spot's prompt may cost to evaluate, at the backend's measured speed.
 COLD_SPOT_SECONDS = 1.0
+# A spot's context grows to the full budget only after this long with no keystroke.
+GROW_AFTER_IDLE = 1.0
 # The least context a cold spot gets, however slow the model.
 MIN_CONTEXT_TOKENS = 256
 # After the time cap, a suggestion still without a complete line is cut this much later.
@@ -180,6 +188,7 @@ class InlineEngine:
         self._asked: set[str] = set()  # documents the editor asks ghost text for
         self._warm: dict[str, tuple[int, int]] = {}  # uri -> (band, context tokens) prefilled
         self._prefilling: dict[str, asyncio.Task] = {}
+        self._growing: dict[str, asyncio.Task] = {}  # the full context, prefilled when idle
         self._preparing: asyncio.Task | None = None
         self._last_error: str | None = None
         self._cancelled_at: dict[asyncio.Task, float] = {}
@@ -198,6 +207,9 @@ class InlineEngine:
         uri, now = document.uri, time.perf_counter()
         self._changed_at[uri] = now
         self._note_arrival(uri, now)
+        growing = self._growing.pop(uri, None)
+        if growing is not None:
+            growing.cancel()  # typing goes on: the next suggestion first
         if cursor is None:
             self._cancel_in_flight(uri)
             return
@@ -280,9 +292,10 @@ class InlineEngine:
     def forget(self, uri: str) -> None:
         """The document closed."""
         self._cancel_in_flight(uri)
-        prefill = self._prefilling.pop(uri, None)
-        if prefill is not None:
-            prefill.cancel()
+        for tasks in (self._prefilling, self._growing):
+            task = tasks.pop(uri, None)
+            if task is not None:
+                task.cancel()
         for table in (
             self._shown,
             self._arrivals,
@@ -413,6 +426,13 @@ class InlineEngine:
         if delay > 0:
             _ = document.tree  # bring the syntax tree up to date while waiting anyway
             await asyncio.sleep(delay)
+        prefill = self._prefilling.get(document.uri)
+        if prefill is not None and not prefill.done():
+            # A generation sent now would evaluate the same cold prompt beside the
+            # prefill (llama-server puts it in another slot), and neither a closed
+            # stream nor an abort stops a prompt's evaluation: wait for the warm cache.
+            # asyncio.wait, not await: cancelling this request must not cancel it.
+            await asyncio.wait([prefill])
         request = await self._request(document, offset, invoked)
         if request is None:
             return None
@@ -566,19 +586,32 @@ class InlineEngine:
         wanted = self._settings().completion_context_tokens
         warm = self._warm.get(uri)
         if warm is not None and warm[0] == band and warm[1] < wanted:
-            self._warm[uri] = (band, wanted)
-            self._prefill_full(document, offset)
+            self._grow_when_idle(document, offset, band, wanted)
         self._speculate(document, offset, suggestion)
 
-    def _prefill_full(self, document: Document, offset: int) -> None:
-        async def prefill():
-            await asyncio.sleep(SPECULATE_AFTER)  # only once the user looks at it
-            request = await self._request(document, offset, invoked=True, full=True)
-            if request is not None:
-                self.stats.prefills += 1
-                await self._models.prefill(request[1])
+    def _grow_when_idle(self, document: Document, offset: int, band: int, wanted: int) -> None:
+        """Once typing has stopped for GROW_AFTER_IDLE, prefill the full context; the
+        spot uses it once it is in the cache. A keystroke cancels this (note_change)."""
+        uri = document.uri
 
-        self._start_task(prefill(), name=f"prefill the full context {document.uri}")
+        async def grow():
+            await asyncio.sleep(GROW_AFTER_IDLE)
+            request = await self._request(document, offset, invoked=True, full=True)
+            if request is None:
+                return
+            self.stats.prefills += 1
+            await self._models.prefill(request[1])
+            if self._warm.get(uri, (None,))[0] == band:
+                self._warm[uri] = (band, wanted)
+
+        previous = self._growing.pop(uri, None)
+        if previous is not None:
+            previous.cancel()
+        task = self._start_task(grow(), name=f"prefill the full context {uri}")
+        self._growing[uri] = task
+        task.add_done_callback(
+            lambda done: self._growing.pop(uri, None) if self._growing.get(uri) is done else None
+        )
 
     def _speculate(self, document: Document, offset: int, suggestion: str) -> None:
         """Compute, in the background, the suggestion that follows accepting this one."""

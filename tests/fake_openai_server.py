@@ -133,6 +133,8 @@ class FakeOpenAIServer:
         # Prefills (`n_predict: 0`, as llama-server takes them): recorded here, answered
         # with an empty completion at once, never from the scripted replies.
         self.prefills: list[dict] = []
+        self.prefill_seconds = 0.0  # how long a prefill takes (a prompt's evaluation)
+        self.prefills_done = 0
         # What GET /props answers, as llama-server does; None: 404, as other servers.
         self.props: dict | None = None
         self._replies: collections.deque[Reply] = collections.deque()
@@ -163,6 +165,8 @@ class FakeOpenAIServer:
             self.headers.clear()
             self.auth_headers.clear()
             self.prefills.clear()
+            self.prefill_seconds = 0.0
+            self.prefills_done = 0
             self.props = None
             self._served.clear()
             self.models = list(DEFAULT_MODELS)
@@ -257,6 +261,9 @@ class FakeOpenAIServer:
         if body.get("n_predict") == 0:
             with self._lock:
                 self.prefills.append(body)
+            await asyncio.sleep(self.prefill_seconds)
+            with self._lock:
+                self.prefills_done += 1
             empty = Reply(content="", format="none")
             whole = _text_completion if endpoint == "completions" else _completion
             return web.json_response(whole(empty, body.get("model", "")))

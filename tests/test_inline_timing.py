@@ -124,6 +124,24 @@ async def test_the_first_keystroke_at_a_new_spot_prefills_it(client, fake_openai
     assert len(fake_openai.requests) == 1
 
 
+async def test_a_generation_waits_for_its_spots_prefill(client, fake_openai):
+    """Sent beside the prefill, a generation would evaluate the same cold prompt in
+    another llama-server slot, and closing its stream would not stop that."""
+    fake_openai.props = {"chat_template": R1_TEMPLATE}
+    fake_openai.prefill_seconds = 1.0
+    await start(client, fake_openai, completionDebounceMs=50)
+    lines = [f"value_{n} = {n}\n" for n in range(200)]
+    open_doc(client, PY, "".join(lines))
+    fake_openai.enqueue(answer("1"))
+
+    items = await ghost_text(client, PY, 150, 0, invoked=False)
+
+    assert [item.insert_text for item in items] == ["1"]
+    assert len(fake_openai.prefills) == 1
+    assert fake_openai.prefills_done == 1, "the generation was sent after the prefill ended"
+    assert len(fake_openai.requests) == 1
+
+
 async def test_a_suggestion_that_runs_past_the_time_cap_ends_with_its_first_line(
     client, fake_openai
 ):
