@@ -121,3 +121,19 @@ async def test_a_separate_completion_model_serves_the_completion_slot(
     # A model set not to reason gets no think block: the tiny one then says its noise.
     assert completion.reasoning == "" and completion.answer
     assert (chat.answer, after.answer) == (ANSWER, ANSWER)
+
+
+async def test_closing_stops_what_the_model_is_generating(fake_openai):
+    """What the server does at `shutdown`: the model's stream closes, nothing waits on."""
+    from tests.fake_openai_server import Reply
+
+    scheduler = ModelScheduler(openai_settings(fake_openai))
+    fake_openai.enqueue(Reply(content="a long answer", format="none", hold=True))
+    generating = asyncio.ensure_future(collect(scheduler.stream(ask())))
+    await fake_openai.wait_for_request(0)
+
+    await asyncio.wait_for(scheduler.aclose(), 5)
+
+    assert await fake_openai.wait_for_disconnect(0), "the model's stream is closed"
+    with pytest.raises(ModelError):  # the request ends, not hangs
+        await asyncio.wait_for(generating, 5)
