@@ -61,13 +61,16 @@ def completion_request(
     answer (low temperature), one line's tokens and a stop at the line's end where
     one line is wanted."""
     single = context.mode != "multi_line"
+    # At the end of a finished line the suggestion may be the next line: no stop at
+    # the line break (SuggestionStream ends it after that line).
+    stop_at_line_end = single and not (style.style != "chat" and next_line_may_follow(context))
     common = dict(
         max_tokens=min(max_tokens, SINGLE_LINE_MAX_TOKENS) if single else max_tokens,
         reasoning="off",
         temperature=0.0,  # the likeliest code (greedy), the same for the same text
         top_p=0.95,
         slot="completion",
-        stop=("\n",) if single else (),
+        stop=("\n",) if stop_at_line_end else (),
         model=model,
     )
     if style.style == "fim":
@@ -75,6 +78,18 @@ def completion_request(
     if style.style == "continuation":
         return ChatRequest(messages=(), raw=render_continuation(context), **common)
     return ChatRequest(messages=[Message("user", render_chat_prompt(context))], **common)
+
+
+def next_line_may_follow(context: CompletionContext) -> bool:
+    """One line wanted, and the cursor ends a line that has code: when the model
+    finds that line finished, the line after it is the suggestion (as Copilot and
+    Tabby offer), for models that go on from the file's text, whose indentation
+    is the file's."""
+    return (
+        context.mode == "single_line"
+        and bool(context.line_prefix.strip())
+        and not context.line_suffix.strip()
+    )
 
 
 def reserved_chars(style: PromptStyle) -> int:

@@ -63,7 +63,7 @@ import copy
 import re
 from collections.abc import Callable, Hashable
 
-from ds_lsp.completion_prompts import header_lines
+from ds_lsp.completion_prompts import header_lines, next_line_may_follow
 from ds_lsp.context.gather import CompletionContext
 from ds_lsp.reasoning import CLOSE_TAG, OPEN_TAG, SPECIAL_TOKENS, ReasoningSplitter
 
@@ -140,7 +140,11 @@ class SuggestionStream:
             drop_line_breaks=self._blank_line,
             drop_spaces=self._blank_line or (after_space and not _opens_block(context)),
         )
-        self._lines = _Lines(context, frame=self._model_indentation)
+        self._lines = _Lines(
+            context,
+            frame=self._model_indentation,
+            next_line=continues_text and next_line_may_follow(context),
+        )
         self._steps = [_Answer(), _Fences(), self._echo, self._lead, self._lines]
         self._complete = False
         self._text: str | None = ""
@@ -509,10 +513,16 @@ def _next_line(context: CompletionContext) -> str:
 class _Lines:
     """Step 5: line and bracket rules, one character at a time."""
 
-    def __init__(self, context: CompletionContext, frame: Callable[[], str | None]) -> None:
+    def __init__(
+        self, context: CompletionContext, frame: Callable[[], str | None], next_line: bool = False
+    ) -> None:
         self._context = context
         self._frame = frame  # the model's indentation of the cursor line, when known
         self._single = context.mode != "multi_line" or bool(context.line_suffix.strip())
+        # One line wanted at the end of a line: if the model adds nothing to it, the
+        # line after it (at the same depth or deeper) is the suggestion.
+        self._next_line = next_line
+        self._on_next_line = False
         self._blank = not context.line_prefix.strip()
         # After a line that opens a block the suggestion starts on a new line, even
         # when the model starts right away (an indented first line, or after a fence).
@@ -552,7 +562,9 @@ class _Lines:
                 self._read("\n")
         if character == "\n":
             self._end_line()
-            if self.done or self._single:  # single line: stop at its end
+            if self._single and self._next_line and self.lines == [""] and not self.done:
+                self._next_line, self._on_next_line = False, True  # that line, then stop
+            elif self.done or self._single:  # single line: stop at its end
                 self.done = True
                 return
             self._lexer.is_bracket(character)
@@ -607,7 +619,8 @@ class _Lines:
                 self._frame_columns = -TAB_WIDTH
         columns = max(0, self._base + columns - self._frame_columns)
         if first not in _BRACKETS:
-            if columns < self._base or (columns == self._base and not self._blank):
+            sibling = self._on_next_line and columns == self._base
+            if columns < self._base or (columns == self._base and not self._blank and not sibling):
                 return None
         tabs = self._tabs or (self._base == 0 and "\t" in indentation)
         if tabs:

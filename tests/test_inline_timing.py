@@ -240,6 +240,20 @@ async def test_in_the_middle_of_code_a_suggestion_is_one_line(client, fake_opena
     assert fake_openai.requests[-1]["stop"] == ["\n"], "one line asked for"
 
 
+async def test_at_the_end_of_a_finished_line_the_next_line_is_suggested(client, fake_openai):
+    """Where the model finds the cursor's line finished, the pause still gets ghost
+    text: the line after it, not a copy of the code below."""
+    fake_openai.props = {"chat_template": ""}  # a base model: plain continuation
+    await start(client, fake_openai)
+    open_doc(client, PY, "def add(a, b):\n    total = a + b\n    return total\n")
+    fake_openai.enqueue(answer("\n    total *= 2\n    return total"))
+
+    items = await ghost_text(client, PY, 1, 17)
+
+    assert [item.insert_text for item in items] == ["\n    total *= 2"]
+    assert not fake_openai.requests[-1].get("stop"), "not stopped at the line break"
+
+
 async def test_a_lone_surrogate_in_the_document_still_gets_ghost_text(client, fake_openai):
     """Text UTF-8 cannot carry (a lone surrogate an editor sent) goes to the model as
     U+FFFD instead of failing the request."""

@@ -451,3 +451,47 @@ def test_a_suggestion_never_shows_tokens_or_trailing_blanks(ctx, answer):
             assert suggestion == suggestion.rstrip()
     if ctx.mode != "multi_line":
         assert "\n" not in suggestion
+
+
+# -- the next line, at the end of a finished line (continuation and FIM models) ----------
+
+LOOP = "def total(items):\n    result = 0\n    for item in items:\n        result += item.price"
+AFTER_LOOP = "\n    return result\n"
+
+
+def continued(ctx: CompletionContext, answer: str) -> str:
+    """The suggestion a model that goes on from the file's text gets from `answer`."""
+    stream = SuggestionStream(ctx, continues_text=True)
+    stream.feed(answer)
+    return stream.text
+
+
+def test_at_the_end_of_a_finished_line_the_next_line_is_the_suggestion():
+    ctx = context(LOOP, AFTER_LOOP)
+    answer = "\n        count += 1\n        seen.add(item)\n"
+    assert continued(ctx, answer) == "\n        count += 1"
+
+
+def test_the_next_line_is_never_the_code_already_below():
+    ctx = context(LOOP, "\n        count += 1\n    return result\n")
+    assert continued(ctx, "\n        count += 1\n") == ""
+
+
+def test_the_next_line_stops_where_the_block_ends():
+    assert continued(context(LOOP, AFTER_LOOP), "\n    return result\n") == ""
+
+
+def test_a_line_the_model_goes_on_with_stays_one_line():
+    unfinished = context(LOOP.removesuffix(".price"), AFTER_LOOP)
+    assert continued(unfinished, ".price\n        count += 1\n") == ".price"
+
+
+def test_with_text_after_the_cursor_no_next_line():
+    mid_line = context(LOOP.removesuffix(".price"), ".price" + AFTER_LOOP)
+    assert continued(mid_line, "\n        count += 1\n") == ""
+
+
+def test_a_chat_model_gets_no_next_line():
+    stream = SuggestionStream(context(LOOP, AFTER_LOOP), continues_text=False)
+    stream.feed("\n        count += 1\n")
+    assert stream.text == ""
