@@ -52,7 +52,7 @@ def selection_block(
 
     `display` names the file (reference_display), `target` is its URI; lines are
     1-based, inclusive; `symbol` is the enclosing definition's name
-    (context.gather.enclosing_definition). No line break at the end; append it
+    (context.definitions.enclosing_definition). No line break at the end; append it
     with selection_addition.
     """
     span = line_span(start, end)

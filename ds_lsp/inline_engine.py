@@ -35,18 +35,18 @@ Timing, as llama.vim and tabby-agent do it:
 A result computed for an older version of the document is never returned.
 After a suggestion is shown, the one that follows its acceptance is computed in
 the background (speculative, as llama.vim does).
+
+The typing rhythm is in inline_typing.py, the prefills that warm the model's
+prompt cache in inline_warmup.py, the counts for benchmarks in inline_stats.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
-import statistics
 import time
-from bisect import bisect_right
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ds_lsp.backends.base import ChatRequest, ModelError
 from ds_lsp.completion_prompts import (
@@ -56,43 +56,28 @@ from ds_lsp.completion_prompts import (
     reserved_chars,
 )
 from ds_lsp.config import Settings
-from ds_lsp.context.gather import WINDOW_STEP, CompletionContext, gather
+from ds_lsp.context.gather import CompletionContext, gather
 from ds_lsp.documents import Document
+from ds_lsp.inline_stats import Stats
+from ds_lsp.inline_typing import WAITING_CLIENT_FACTOR, Typing
+from ds_lsp.inline_warmup import Warmup
 from ds_lsp.prompt_style import chosen_style
-from ds_lsp.suggestions import SuggestionCache, SuggestionStream, typed_ahead
+from ds_lsp.suggestion_cache import SuggestionCache, typed_ahead
+from ds_lsp.suggestions import SuggestionStream
 
 log = logging.getLogger(__name__)
 
-# Typing gaps longer than this are pauses, not typing speed.
-TYPING_GAP_LIMIT = 0.6
-# The adaptive wait is this share of the user's median typing gap: a little under
-# the gap, so a pause is answered soon after the gap it exceeds.
-ADAPTIVE_FACTOR = 0.9
-# The adaptive wait is never longer than this.
-ADAPTIVE_DEBOUNCE_CEILING = 0.3
-# An editor whose requests come this long after their keystrokes waits for quiet
-# itself; work begun at the keystroke then waits only this share of the usual wait.
-WAITING_CLIENT_LAG = 0.15
-WAITING_CLIENT_FACTOR = 0.5
 # A generation whose request was cancelled waits this long for a newer request to
 # take it over before it is cancelled too (a keystroke that does not fit it stops
 # it at once, at didChange).
 ADOPTION_GRACE = 0.2
 # A suggestion still on screen after this long gets its follow-up prepared.
 SPECULATE_AFTER = 0.25
-# What a cold spot's prompt may cost to evaluate, at the backend's measured speed.
-COLD_SPOT_SECONDS = 1.0
-# A spot's context grows to the full budget only after this long with no keystroke.
-GROW_AFTER_IDLE = 1.0
-# The least context a cold spot gets, however slow the model.
-MIN_CONTEXT_TOKENS = 256
 # After the time cap, a suggestion still without a complete line is cut this much later.
 HARD_CAP_FACTOR = 2.0
 # How much text around the cursor identifies a request for the cache.
 CACHE_PREFIX_CHARS = 600
 CACHE_SUFFIX_CHARS = 200
-# Per-request figures kept for benchmarks: a bounded window.
-STATS_KEPT = 2000
 
 
 @dataclass(frozen=True)
@@ -102,33 +87,6 @@ class Suggestion:
     source: str  # "model", "cache", "typed-ahead", "stream" (for logs and benchmarks)
     wait_ms: float = 0.0  # spent waiting for the pause after the request came
     model_ms: float = 0.0  # spent waiting for the model after the request came
-
-
-@dataclass
-class Stats:
-    """What the engine did; read by benchmarks and shown in debug logs."""
-
-    requests: int = 0
-    model_requests: int = 0
-    prefills: int = 0
-    cache_hits: int = 0
-    typed_ahead_hits: int = 0
-    stream_reuses: int = 0
-    stale_aborted: int = 0
-    speculative: int = 0
-    model_ms: collections.deque = field(
-        default_factory=lambda: collections.deque(maxlen=STATS_KEPT)
-    )
-    # From cancelling a generation until its model stream is closed.
-    cancel_ms: collections.deque = field(
-        default_factory=lambda: collections.deque(maxlen=STATS_KEPT)
-    )
-
-    def as_dict(self) -> dict:
-        return {
-            name: list(value) if isinstance(value, collections.deque) else value
-            for name, value in vars(self).items()
-        }
 
 
 @dataclass
@@ -179,16 +137,11 @@ class InlineEngine:
         self._start_task = start_task
         self.cache = SuggestionCache()
         self.stats = Stats()
+        self._typing = Typing(settings)
+        self._warmup = Warmup(models, settings, start_task, self._request, self.stats)
         self._shown: dict[str, _Shown] = {}
         self._in_flight: dict[str, _InFlight] = {}
-        self._changed_at: dict[str, float] = {}  # the last didChange per document
-        self._arrivals: dict[str, collections.deque[float]] = {}
-        # Per document, how long after its keystroke each request came.
-        self._request_lags: dict[str, collections.deque[float]] = {}
         self._asked: set[str] = set()  # documents the editor asks ghost text for
-        self._warm: dict[str, tuple[int, int]] = {}  # uri -> (band, context tokens) prefilled
-        self._prefilling: dict[str, asyncio.Task] = {}
-        self._growing: dict[str, asyncio.Task] = {}  # the full context, prefilled when idle
         self._preparing: asyncio.Task | None = None
         self._last_error: str | None = None
         self._cancelled_at: dict[asyncio.Task, float] = {}
@@ -205,11 +158,8 @@ class InlineEngine:
         """A didChange applied; `cursor` is where the typed text ends (None: unknown).
         Stops a generation the change left behind, then starts this spot's work."""
         uri, now = document.uri, time.perf_counter()
-        self._changed_at[uri] = now
-        self._note_arrival(uri, now)
-        growing = self._growing.pop(uri, None)
-        if growing is not None:
-            growing.cancel()  # typing goes on: the next suggestion first
+        self._typing.note_change(uri, now)
+        self._warmup.stop_growing(uri)  # typing goes on: the next suggestion first
         if cursor is None:
             self._cancel_in_flight(uri)
             return
@@ -219,9 +169,9 @@ class InlineEngine:
             return  # the editor does not ask here, or a generation that fits runs
         if self._reusable(uri, before, after):
             return  # typed-ahead or the cache will answer
-        self._maybe_prefill(document, cursor)
-        delay = self.debounce_seconds(uri)
-        if self._client_waits(uri):
+        self._warmup.maybe_prefill(document, cursor)
+        delay = self._typing.debounce_seconds(uri)
+        if self._typing.client_waits(uri):
             # Its own wait already filters the keystrokes of a burst: ours can be short.
             delay *= WAITING_CLIENT_FACTOR
         self._begin(document, cursor, invoked=False, delay=delay)
@@ -233,9 +183,7 @@ class InlineEngine:
         self._asked.add(uri)
         before, after = text[:offset], text[offset:]
         asked = time.perf_counter()
-        if uri in self._changed_at:
-            lags = self._request_lags.setdefault(uri, collections.deque(maxlen=5))
-            lags.append(asked - self._changed_at[uri])
+        self._typing.note_request(uri, asked)
         self._drop_stale(uri, before, after)
         reused = self._reusable(uri, before, after)
         if reused is not None:
@@ -248,10 +196,11 @@ class InlineEngine:
             self._cancel_in_flight(uri)  # asked for now: no more waiting for a pause
             in_flight = None
         if in_flight is None:
-            self._maybe_prefill(document, offset)
+            self._warmup.maybe_prefill(document, offset)
             delay = 0.0
             if not invoked:  # the wait counts from the keystroke: never twice
-                delay = self._changed_at.get(uri, asked) + self.debounce_seconds(uri) - asked
+                delay = self._typing.changed_at(uri, asked) + self._typing.debounce_seconds(uri)
+                delay -= asked
             in_flight = self._begin(document, offset, invoked, max(0.0, delay))
         suggestion = await self._follow(uri, in_flight)
         done = time.perf_counter()
@@ -264,46 +213,16 @@ class InlineEngine:
         if source == "stream":
             self.stats.stream_reuses += 1
         shown = self._show(uri, before, after, rest, source, wait_ms, model_ms)
-        if source == "model" and self._changed_at.get(uri, 0.0) <= asked:
+        if source == "model" and self._typing.changed_at(uri, 0.0) <= asked:
             self._after_shown(document, offset, rest)  # nothing typed since: it shows
         return shown
-
-    def debounce_seconds(self, uri: str) -> float:
-        settings = self._settings()
-        floor = settings.completion_debounce_ms / 1000
-        if settings.completion_debounce == "fixed":
-            return floor
-        # Adaptive: wait about the user's usual gap between keystrokes, so many
-        # mid-burst keystrokes never reach the model and a pause is answered
-        # about one typing gap later.
-        arrivals = self._arrivals.get(uri) or ()
-        gaps = [b - a for a, b in zip(arrivals, list(arrivals)[1:], strict=False)]
-        gaps = [gap for gap in gaps if gap < TYPING_GAP_LIMIT]
-        if len(gaps) < 3:
-            return floor
-        return min(max(floor, statistics.median(gaps) * ADAPTIVE_FACTOR), ADAPTIVE_DEBOUNCE_CEILING)
-
-    def _client_waits(self, uri: str) -> bool:
-        """Whether the editor waits for quiet itself before it asks (Neovim: 200 ms):
-        told by its requests coming well after their keystrokes."""
-        lags = self._request_lags.get(uri)
-        return bool(lags) and len(lags) >= 3 and statistics.median(lags) >= WAITING_CLIENT_LAG
 
     def forget(self, uri: str) -> None:
         """The document closed."""
         self._cancel_in_flight(uri)
-        for tasks in (self._prefilling, self._growing):
-            task = tasks.pop(uri, None)
-            if task is not None:
-                task.cancel()
-        for table in (
-            self._shown,
-            self._arrivals,
-            self._changed_at,
-            self._warm,
-            self._request_lags,
-        ):
-            table.pop(uri, None)
+        self._warmup.forget(uri)
+        self._typing.forget(uri)
+        self._shown.pop(uri, None)
         self._asked.discard(uri)
 
     # -- reuse -----------------------------------------------------------------------------
@@ -382,9 +301,6 @@ class InlineEngine:
         self._cancelled_at[in_flight.task] = time.perf_counter()
         in_flight.task.cancel()
 
-    def _note_arrival(self, uri: str, now: float) -> None:
-        self._arrivals.setdefault(uri, collections.deque(maxlen=9)).append(now)
-
     # -- the model -------------------------------------------------------------------------
 
     async def _prepare(self) -> PromptStyle | None:
@@ -426,7 +342,7 @@ class InlineEngine:
         if delay > 0:
             _ = document.tree  # bring the syntax tree up to date while waiting anyway
             await asyncio.sleep(delay)
-        prefill = self._prefilling.get(document.uri)
+        prefill = self._warmup.prefilling(document.uri)
         if prefill is not None and not prefill.done():
             # A generation sent now would evaluate the same cold prompt beside the
             # prefill (llama-server puts it in another slot), and neither a closed
@@ -456,7 +372,7 @@ class InlineEngine:
             self._report(ModelError(f"fim_template {style.fim_template!r}: {problem}"))
             return None
         # Asked for by hand: the user waits for it, so the full context.
-        tokens = self._context_tokens(document, offset, full or invoked)
+        tokens = self._warmup.context_tokens(document, offset, full or invoked)
         context = gather(
             document,
             offset,
@@ -472,18 +388,6 @@ class InlineEngine:
             context, style, settings.completion_max_tokens, settings.completion_model
         )
         return context, request
-
-    def _context_tokens(self, document: Document, offset: int, full: bool) -> int:
-        """The prompt's budget: the setting's, or at a cold spot what the backend
-        evaluates in about COLD_SPOT_SECONDS."""
-        wanted = self._settings().completion_context_tokens
-        warm = self._warm.get(document.uri)
-        if full or (warm is not None and warm[0] == _band(document, offset)):
-            return wanted if full or warm is None else max(warm[1], MIN_CONTEXT_TOKENS)
-        speed = self._models.completion_speed()
-        if speed is None or not speed.prompt_tps:
-            return wanted
-        return max(MIN_CONTEXT_TOKENS, min(wanted, int(speed.prompt_tps * COLD_SPOT_SECONDS)))
 
     async def _generate(
         self, context: CompletionContext, request: ChatRequest, in_flight: _InFlight
@@ -547,71 +451,12 @@ class InlineEngine:
 
     # -- ahead of the pause ----------------------------------------------------------------
 
-    def _maybe_prefill(self, document: Document, offset: int) -> None:
-        """At a spot whose prompt is not in the model's cache, evaluate it now, with
-        no generation: by the pause only the last few tokens are left."""
-        uri, band = document.uri, _band(document, offset)
-        if self._warm.get(uri, (None,))[0] == band:
-            return
-        tokens = self._context_tokens(document, offset, full=False)
-        self._warm[uri] = (band, tokens)
-        self._prefill(document, offset, tokens)
-
-    def _prefill(self, document: Document, offset: int, tokens: int) -> None:
-        uri = document.uri
-        previous = self._prefilling.pop(uri, None)
-        if previous is not None:
-            previous.cancel()
-
-        async def prefill():
-            request = await self._request(document, offset, invoked=True, full=False)
-            if request is None:
-                return
-            self.stats.prefills += 1
-            await self._models.prefill(request[1])
-
-        task = self._start_task(prefill(), name=f"prefill {uri}")
-        self._prefilling[uri] = task
-        task.add_done_callback(
-            lambda done: (
-                self._prefilling.pop(uri, None) if self._prefilling.get(uri) is done else None
-            )
-        )
-
     def _after_shown(self, document: Document, offset: int, suggestion: str) -> None:
         """A suggestion shows: prepare what comes next in the background: the
         suggestion after accepting this one; where the spot got less than the full
         context, the full prompt prefilled, used from the next request on."""
-        uri, band = document.uri, _band(document, offset)
-        wanted = self._settings().completion_context_tokens
-        warm = self._warm.get(uri)
-        if warm is not None and warm[0] == band and warm[1] < wanted:
-            self._grow_when_idle(document, offset, band, wanted)
+        self._warmup.after_shown(document, offset)
         self._speculate(document, offset, suggestion)
-
-    def _grow_when_idle(self, document: Document, offset: int, band: int, wanted: int) -> None:
-        """Once typing has stopped for GROW_AFTER_IDLE, prefill the full context; the
-        spot uses it once it is in the cache. A keystroke cancels this (note_change)."""
-        uri = document.uri
-
-        async def grow():
-            await asyncio.sleep(GROW_AFTER_IDLE)
-            request = await self._request(document, offset, invoked=True, full=True)
-            if request is None:
-                return
-            self.stats.prefills += 1
-            await self._models.prefill(request[1])
-            if self._warm.get(uri, (None,))[0] == band:
-                self._warm[uri] = (band, wanted)
-
-        previous = self._growing.pop(uri, None)
-        if previous is not None:
-            previous.cancel()
-        task = self._start_task(grow(), name=f"prefill the full context {uri}")
-        self._growing[uri] = task
-        task.add_done_callback(
-            lambda done: self._growing.pop(uri, None) if self._growing.get(uri) is done else None
-        )
 
     def _speculate(self, document: Document, offset: int, suggestion: str) -> None:
         """Compute, in the background, the suggestion that follows accepting this one."""
@@ -648,8 +493,3 @@ class InlineEngine:
         current = self._in_flight.get(uri)
         if current is not None and current.task is task:
             del self._in_flight[uri]
-
-
-def _band(document: Document, offset: int) -> int:
-    """Which WINDOW_STEP-line band `offset` is in: the prompt's window moves per band."""
-    return (bisect_right(document.content.line_starts, offset) - 1) // WINDOW_STEP

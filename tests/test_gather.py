@@ -15,12 +15,9 @@ from ds_lsp.completion_prompts import (
     render_fim,
     reserved_chars,
 )
-from ds_lsp.context.gather import (
-    WINDOW_STEP,
-    CompletionContext,
-    completion_mode,
-    gather,
-)
+from ds_lsp.context.cursor import completion_mode
+from ds_lsp.context.gather import CompletionContext, gather
+from ds_lsp.context.windows import WINDOW_STEP
 from ds_lsp.documents import Document, DocumentStore
 from ds_lsp.text import CHARS_PER_TOKEN
 

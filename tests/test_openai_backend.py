@@ -16,7 +16,8 @@ import traceback
 import pytest
 
 from ds_lsp.backends.base import ChatRequest, Delta, FinishReason, Message, ModelError, collect
-from ds_lsp.backends.openai_compat import PRESETS, OpenAIBackend, preset_for_url
+from ds_lsp.backends.openai_compat import OpenAIBackend
+from ds_lsp.backends.presets import PRESETS, preset_for_url
 from ds_lsp.redact import HIDDEN
 from tests.fake_openai_server import FakeOpenAIServer, Reply
 

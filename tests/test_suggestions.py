@@ -12,12 +12,8 @@ from hypothesis import strategies as st
 
 from ds_lsp.context.gather import CompletionContext
 from ds_lsp.reasoning import CLOSE_TAG, OPEN_TAG, SPECIAL_TOKENS
-from ds_lsp.suggestions import (
-    SuggestionCache,
-    SuggestionStream,
-    clean_suggestion,
-    typed_ahead,
-)
+from ds_lsp.suggestion_cache import SuggestionCache, typed_ahead
+from ds_lsp.suggestions import SuggestionStream, clean_suggestion
 
 
 def context(

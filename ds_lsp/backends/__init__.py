@@ -7,6 +7,7 @@ of a model server should not pay for it (nor be broken by a bad build of it).
 from __future__ import annotations
 
 from ds_lsp.backends.base import Backend, ModelError
+from ds_lsp.backends.presets import PRESETS, preset_for_url
 from ds_lsp.config import Settings
 from ds_lsp.redact import redact_url
 
@@ -14,7 +15,7 @@ from ds_lsp.redact import redact_url
 def make_backend(settings: Settings) -> Backend:
     """Build the configured backend. Raises ModelError with the fix when it can't."""
     if settings.backend == "openai":
-        from ds_lsp.backends.openai_compat import PRESETS, OpenAIBackend, preset_for_url
+        from ds_lsp.backends.openai_compat import OpenAIBackend
 
         # No URL and no preset: Ollama, the most common local server.
         preset_name = settings.preset or (

@@ -3,7 +3,7 @@ server, vLLM, SGLang, the DeepSeek API.
 
 Requests go through the official `openai` client (streaming chat
 completions). Each server family delivers R1's reasoning its own way (see
-docs on reasoning formats); `_Normaliser` turns all of them into reasoning and
+docs on reasoning formats); `stream_reasoning.Normaliser` turns all of them into reasoning and
 answer pieces, with `ds_lsp.reasoning.ReasoningSplitter` doing the tag work.
 
 A raw prompt (`ChatRequest.raw`: fill-in-the-middle, or R1's format rendered
@@ -54,8 +54,8 @@ import contextlib
 import json
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,10 +69,12 @@ from ds_lsp.backends.base import (
     RawPrompt,
     Speed,
 )
+from ds_lsp.backends.cancel_race import CANCELLED, race
+from ds_lsp.backends.presets import PRESETS, preset_for_url
 from ds_lsp.backends.r1_format import r1_raw_prompt
+from ds_lsp.backends.stream_reasoning import Normaliser, reasoning_field
 from ds_lsp.completion_prompts import PromptStyle
 from ds_lsp.prompt_style import style_from_server
-from ds_lsp.reasoning import OPEN_TAG, ReasoningSplitter, split_reasoning
 from ds_lsp.redact import redact_text, redact_url
 from ds_lsp.text import CHARS_PER_TOKEN
 
@@ -81,8 +83,6 @@ log = logging.getLogger(__name__)
 # Sent as the key to servers that need none: the openai client insists on one,
 # and left to itself it would send OPENAI_API_KEY to whatever server this is.
 _NO_KEY = "no-key"
-# Non-standard delta fields that carry reasoning, by server family.
-_REASONING_FIELDS = ("reasoning_content", "reasoning", "thinking")
 # How much of a server's error message goes into ours.
 _SERVER_MESSAGE_LIMIT = 300
 # Servers where reasoning "off" sends R1's format, rendered here, to /v1/completions.
@@ -94,65 +94,6 @@ _BUDGET_FIELDS = {"vllm": "thinking_token_budget", "sglang": "thinking_budget"}
 # Servers that may be llama.cpp's: they have /props, and prefill with `n_predict: 0`.
 _LLAMA_SERVER_PRESETS = frozenset({"llamacpp", None})
 _PROPS_TIMEOUT = 3.0
-
-
-@dataclass(frozen=True)
-class Preset:
-    """The usual local defaults of one server family."""
-
-    base_url: str
-    model: str | None
-    start_hint: str  # how to get the server going, for "no server" messages
-
-
-PRESETS: dict[str, Preset] = {
-    "ollama": Preset("http://localhost:11434/v1", "deepseek-r1:1.5b", "is `ollama serve` running?"),
-    "lmstudio": Preset(
-        "http://localhost:1234/v1",
-        "deepseek-r1-distill-qwen-7b",
-        "start the server in LM Studio's Developer tab",
-    ),
-    "llamacpp": Preset(
-        "http://localhost:8080/v1",
-        "deepseek-r1-distill-qwen-1.5b",  # llama-server answers to any model name
-        "is `llama-server` running?",
-    ),
-    "vllm": Preset(
-        "http://localhost:8000/v1",
-        "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
-        "is `vllm serve` running?",
-    ),
-    "sglang": Preset(
-        "http://localhost:30000/v1",
-        "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
-        "is `python -m sglang.launch_server` running?",
-    ),
-    "deepseek": Preset(
-        "https://api.deepseek.com/v1",
-        "deepseek-reasoner",
-        "check your network connection (the DeepSeek API needs an API key in DS_LSP_API_KEY)",
-    ),
-}
-
-_PRESET_BY_PORT = {
-    11434: "ollama",
-    1234: "lmstudio",
-    8080: "llamacpp",
-    8000: "vllm",
-    30000: "sglang",
-}
-
-
-def preset_for_url(base_url: str) -> str | None:
-    """The preset a server URL most likely belongs to (by host, then default port)."""
-    try:
-        parts = urlsplit(base_url)
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.hostname and parts.hostname.endswith("deepseek.com"):
-        return "deepseek"
-    return _PRESET_BY_PORT.get(port) if port else None
 
 
 class OpenAIBackend:
@@ -279,10 +220,10 @@ class OpenAIBackend:
             else self._client.chat.completions.create
         )
         try:
-            opened = await _race(
+            opened = await race(
                 lambda: create(**arguments), cancelled, discard=lambda stream: stream.close()
             )
-            if opened is _CANCELLED:
+            if opened is CANCELLED:
                 yield Delta(finish=FinishReason.CANCELLED)
                 return
             chunks = opened
@@ -312,13 +253,13 @@ class OpenAIBackend:
         reasoning_on: bool,
     ) -> AsyncIterator[Delta]:
         """The stream's chunks (chat or completions) as deltas, the finish delta last."""
-        normaliser = _Normaliser(reasoning_on=reasoning_on)
+        normaliser = Normaliser(reasoning_on=reasoning_on)
         budget = request.reasoning_budget or None  # 0 and None: no budget
         if self.preset in _BUDGET_FIELDS:
             budget = None  # the server keeps it, and closes the reasoning itself
         while True:
-            chunk = await _race(lambda: anext(chunks, None), cancelled)
-            if chunk is _CANCELLED:
+            chunk = await race(lambda: anext(chunks, None), cancelled)
+            if chunk is CANCELLED:
                 yield Delta(finish=FinishReason.CANCELLED)
                 return
             if chunk is None:
@@ -335,7 +276,7 @@ class OpenAIBackend:
                 continue  # a usage chunk
             wire = getattr(choice, "delta", None)  # None in a /v1/completions chunk
             content = getattr(choice, "text", None) if wire is None else wire.content
-            pieces = normaliser.feed(content or "", _reasoning_field(wire))
+            pieces = normaliser.feed(content or "", reasoning_field(wire))
             if choice.finish_reason is not None:
                 pieces += normaliser.finish(choice.finish_reason)
             for delta in _deltas(pieces):
@@ -524,45 +465,6 @@ def _server_text(exc: openai.APIError) -> str:
     return text or "no message"
 
 
-_CANCELLED = object()
-
-
-async def _race(
-    start: Callable[[], Awaitable[Any]],
-    cancelled: asyncio.Future | None,
-    discard: Callable[[Any], Awaitable[None]] | None = None,
-) -> Any:
-    """`await start()`, unless `cancelled` completes first: then _CANCELLED.
-
-    The losing work is cancelled and awaited until it has unwound; for an httpx
-    request or read that closes the connection. Cancelling the calling task does
-    the same before the CancelledError goes on. A result that came too late is
-    handed to `discard` (a response stream to close).
-    """
-    if cancelled is not None and cancelled.done():
-        return _CANCELLED
-    work = asyncio.ensure_future(start())
-    waiting = {work} if cancelled is None else {work, cancelled}
-    try:
-        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        await _stop(work, discard)
-        raise
-    if cancelled is not None and cancelled.done():
-        await _stop(work, discard)
-        return _CANCELLED  # a read broken off by the cancel is no error
-    return work.result()
-
-
-async def _stop(work: asyncio.Future, discard: Callable[[Any], Awaitable[None]] | None) -> None:
-    work.cancel()
-    await asyncio.wait({work})
-    if work.cancelled() or work.exception() is not None:
-        return
-    if discard is not None:
-        await discard(work.result())
-
-
 def _unencodable(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -599,161 +501,3 @@ def _deltas(pieces: list[tuple[str, str]]) -> list[Delta]:
         for kind, text in pieces
         if text
     ]
-
-
-Piece = tuple[str, str]  # ("reasoning" | "answer", text), as ReasoningSplitter gives them
-
-
-class _Normaliser:
-    """Turns each chunk's `content` and reasoning field into reasoning and answer pieces.
-
-    Where the reasoning comes:
-    - In a field (`reasoning_content`, `reasoning`, `thinking`): the field is
-      reasoning and the content is answer from its first character, so a short
-      tagless answer ("a + b") stays an answer. The content still goes through
-      a splitter (open=False) for stray tags. A leading `<think>` block in it
-      either repeats the field (llama.cpp's deepseek-legacy: dropped) or was a
-      router's stray tag, in which case what follows the tag is the answer,
-      verbatim. Which one is settled when the block closes or the stream ends:
-      a repeat begins like the field's reasoning.
-    - Inline in the content, no field: the text may start inside the reasoning
-      (the template prefilled `<think>`) or be a plain answer (reasoning turned
-      off server side, or a server that would use a field but got no reasoning).
-      Until we know, the content is passed on live as reasoning, provisionally:
-      not counted in `reasoning_chars`. It is reasoning once a `</think>` or a
-      leading `<think>` shows; it is answer once a reasoning field appears (the
-      content so far is then sent again as answer). At the end, still unknown:
-      finish_reason "stop" means it was a plain answer, sent whole as answer;
-      anything else (cut off at max tokens, aborted) means unfinished
-      reasoning. (A plain answer with "</think>" in its code cannot be told
-      from prefilled reasoning; that needs reasoning "off".)
-    - Reasoning "off" in the request: the content is answer from the start.
-    """
-
-    def __init__(self, reasoning_on: bool) -> None:
-        # open=True: strips special tokens and tags, trims like inline reasoning.
-        self._field = ReasoningSplitter(open=True)
-        self._field_text: list[str] = []
-        self._content = ReasoningSplitter(open=reasoning_on)
-        self._raw_content: list[str] = []
-        self._content_shown = False  # pieces known to be what they say were passed on
-        self._unknown = reasoning_on  # inline reasoning or plain answer: not known yet
-        self._tagged: list[str] = []  # content inside tags, beside a reasoning field
-        self._tagged_settled = False
-        self._answer_started = False
-        self._blank_lines: list[str] = []  # held start of an answer beside a field
-        self._finished = False
-        # Characters passed on as reasoning that is known to be reasoning (the budget's count).
-        self.reasoning_chars = 0
-
-    @property
-    def answer_started(self) -> bool:
-        """Some of the answer was passed on: the reasoning is over."""
-        return self._answer_started
-
-    @property
-    def _field_seen(self) -> bool:
-        return bool(self._field_text)
-
-    def feed(self, content: str, reasoning: str) -> list[Piece]:
-        """One chunk: its `content` and its reasoning field (either may be empty)."""
-        pieces: list[Piece] = []
-        if reasoning:
-            first = not self._field_seen
-            self._field_text.append(reasoning)
-            if first and not self._content_shown:
-                # The server reasons in a field: read the content so far again, as answer.
-                self._unknown = False
-                self._content = ReasoningSplitter(open=False)
-                pieces += self._route(self._content.feed("".join(self._raw_content)))
-            field_pieces = [("reasoning", text) for _, text in self._field.feed(reasoning)]
-            self.reasoning_chars += sum(len(text) for _, text in field_pieces)
-            pieces += field_pieces
-        if content:
-            self._raw_content.append(content)
-            split = self._content.feed(content)
-            if self._unknown and self._content.saw_open_tag:
-                self._unknown = False  # inline reasoning, from its opening tag on
-            pieces += self._route(split)
-            if self._unknown and self._content.closed:
-                # What was passed on provisionally was reasoning after all.
-                self._unknown = False
-                self._content_shown = True
-        return pieces + self._settle_tagged(at_end=False)
-
-    def finish(self, finish_reason: str) -> list[Piece]:
-        if self._finished:
-            return []
-        self._finished = True
-        pieces: list[Piece] = [("reasoning", text) for _, text in self._field.finish()]
-        rest = self._route(self._content.finish())
-        if self._unknown and finish_reason == "stop":
-            # Ended normally, no tag: a plain answer, passed on as reasoning until now.
-            _, answer = split_reasoning("".join(self._raw_content), open=False)
-            pieces.append(("answer", answer))
-        else:
-            pieces += rest
-        return pieces + self._settle_tagged(at_end=True)
-
-    def _route(self, pieces: list[Piece]) -> list[Piece]:
-        routed: list[Piece] = []
-        for kind, text in pieces:
-            if kind == "answer":
-                answer = self._answer(text)
-                self._content_shown = self._content_shown or bool(answer)
-                routed += answer
-            elif self._field_seen and not self._tagged_settled:
-                self._tagged.append(text)
-            else:
-                routed.append((kind, text))
-                if not self._unknown:
-                    self.reasoning_chars += len(text)
-                    self._content_shown = True
-        return routed
-
-    def _settle_tagged(self, at_end: bool) -> list[Piece]:
-        """Content in tags beside a reasoning field: a repeat of it, or an answer after a
-        stray `<think>`? Settled once the block closes or the stream ends."""
-        if self._tagged_settled or not self._tagged or not (self._content.closed or at_end):
-            return []
-        self._tagged_settled = True
-        if _repeats("".join(self._tagged), "".join(self._field_text)):
-            return []
-        # A stray tag: what followed it is the answer, tag-like text and all.
-        after_tag = "".join(self._raw_content).lstrip().removeprefix(OPEN_TAG)
-        self._content = ReasoningSplitter(open=False)
-        pieces = self._content.feed(after_tag)
-        if at_end:
-            pieces += self._content.finish()
-        return self._route(pieces)
-
-    def _answer(self, text: str) -> list[Piece]:
-        """The answer, without the blank lines a server leaves after a `</think>` it removed."""
-        if self._answer_started or not self._field_seen:
-            self._answer_started = True
-            return [("answer", text)]
-        self._blank_lines.append(text)
-        text = "".join(self._blank_lines)
-        if not text.strip():
-            return []
-        self._answer_started = True
-        visible = len(text) - len(text.lstrip())
-        return [("answer", text[text.rfind("\n", 0, visible) + 1 :])]
-
-
-def _reasoning_field(delta) -> str:
-    """The reasoning text of a delta, from whichever non-standard field the server uses."""
-    extra = getattr(delta, "model_extra", None) or {}
-    for name in _REASONING_FIELDS:
-        value = extra.get(name)
-        if isinstance(value, str) and value:
-            return value
-    return ""
-
-
-def _repeats(text: str, reasoning: str) -> bool:
-    """Whether `text` begins as `reasoning` does, whitespace aside. (Only the start: the
-    content and the field of one stream may be a chunk apart.)"""
-    text, reasoning = "".join(text.split()), "".join(reasoning.split())
-    length = min(len(text), len(reasoning), 64)
-    return length > 0 and text[:length] == reasoning[:length]

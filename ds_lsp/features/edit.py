@@ -24,7 +24,7 @@ from lsprotocol import types
 
 from ds_lsp import preview, prompts, rewrite
 from ds_lsp.backends.base import ModelError
-from ds_lsp.context.gather import enclosing_definition
+from ds_lsp.context.definitions import enclosing_definition
 from ds_lsp.documents import Document, file_name_of
 from ds_lsp.features.arguments import command_argument
 from ds_lsp.features.lsp_edits import Outcome, apply_text, current, selected_lines, tell

@@ -286,6 +286,9 @@ def test_chat_answer_lands_in_the_chat_document(vscode):
     b("waitEditor", name="chat.md")
     b("waitText", selector=".editor-group-container.active .view-lines", text="## You")
     b("waitText", selector=".editor-group-container.active .view-lines", text="def add(a, b):")
+    # As a user would: the chat is ready once its "Send to DeepSeek" lens shows (the
+    # extension has then also marked the editor as a chat, which Ctrl+Enter needs).
+    b("waitText", selector=".editor-group-container.active .codelens-decoration", text="Send to")
     b("press", keys=["Control+End", "Enter"])  # a line of its own, under the added code
     b("type", text=QUESTION)
     b("press", keys=["Control+Enter"])

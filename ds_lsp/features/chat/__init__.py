@@ -24,7 +24,7 @@ import uuid
 from lsprotocol import types
 
 from ds_lsp import chat, chat_writing
-from ds_lsp.context.gather import enclosing_definition
+from ds_lsp.context.definitions import enclosing_definition
 from ds_lsp.documents import Document, file_name_of
 from ds_lsp.features.arguments import command_argument
 from ds_lsp.features.chat import answer, apply, storage

@@ -1,0 +1,45 @@
+"""Suggestions reused without a model call: a cache by the text around the cursor, and
+the rest of a shown suggestion after the user typed its start. Pure, no LSP."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Hashable
+
+
+class SuggestionCache:
+    """Least recently used suggestions by the text around the cursor."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._entries: collections.OrderedDict[Hashable, str] = collections.OrderedDict()
+
+    def get(self, key: Hashable) -> str | None:
+        suggestion = self._entries.get(key)
+        if suggestion is not None:
+            self._entries.move_to_end(key)
+        return suggestion
+
+    def put(self, key: Hashable, suggestion: str) -> None:
+        self._entries[key] = suggestion
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def typed_ahead(shown_prefix: str, suggestion: str, new_prefix: str) -> str | None:
+    """The rest of a shown suggestion after the user typed its start, with no model call.
+
+    `shown_prefix` is the text before the cursor when `suggestion` was shown,
+    `new_prefix` the text before the cursor now. "" when all of it was typed;
+    None when what was typed is not the suggestion's start.
+    """
+    if not new_prefix.startswith(shown_prefix):
+        return None
+    typed = new_prefix[len(shown_prefix) :]
+    if not suggestion.startswith(typed):
+        return None
+    return suggestion[len(typed) :]
