@@ -102,6 +102,26 @@ class Soak:
         params = {"command": command, "arguments": [argument]}
         return self.request(kind, "workspace/executeCommand", params, ok)
 
+    def echo(self, params: dict) -> None:
+        """As an editor does: an applied edit comes back as a didChange (ds-lsp checks
+        it). The edits go bottom first, so each one's range still holds."""
+        for document_edit in params["edit"].get("documentChanges", []):
+            if document_edit["textDocument"]["uri"] != self.uri:
+                continue
+            edits = sorted(
+                document_edit["edits"],
+                key=lambda e: (e["range"]["start"]["line"], e["range"]["start"]["character"]),
+                reverse=True,
+            )
+            self.version += 1
+            self.server.notify(
+                "textDocument/didChange",
+                {
+                    "textDocument": {"uri": self.uri, "version": self.version},
+                    "contentChanges": [{"range": e["range"], "text": e["newText"]} for e in edits],
+                },
+            )
+
     def change(self, start: tuple[int, int], end: tuple[int, int], text: str) -> None:
         self.version += 1
         span = {
@@ -197,7 +217,7 @@ def main() -> None:
                 "rootUri": workspace.as_uri(),
                 "capabilities": {
                     "textDocument": {"inlineCompletion": {}},
-                    "workspace": {"applyEdit": True},
+                    "workspace": {"applyEdit": True, "workspaceEdit": {"documentChanges": True}},
                 },
                 "initializationOptions": {
                     "dsLsp": {"backend": "openai", "baseUrl": fake.base_url, "model": "m"}
@@ -210,6 +230,7 @@ def main() -> None:
         item = {"uri": uri, "languageId": "python", "version": 1, "text": SOURCE}
         server.notify("textDocument/didOpen", {"textDocument": item})
         soak = Soak(server, fake, uri)
+        server.on_apply_edit = soak.echo
 
         keystrokes = 0
         rss_start = None

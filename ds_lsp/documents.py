@@ -9,7 +9,8 @@ once, and `parser.parse(new_bytes, edited_tree)` runs when `Document.tree` is fi
 read, so a burst of keystrokes costs one parse, and typing never waits for one. That
 matters: inside an unclosed bracket tree-sitter's error recovery can reparse the
 rest of the file on every keystroke (tens of ms on 5,000 lines; bench/keystroke.py).
-Only a whole-document change parses from scratch. Positions are in the encoding
+Only a whole-document change parses from scratch. A document over
+SYNTAX_LIMIT_BYTES gets no tree at all (see there). Positions are in the encoding
 negotiated at initialize; every conversion lives in ds_lsp.positions.
 
 Parsers are shared per language and not thread-safe: use the store, and read
@@ -42,6 +43,11 @@ TextChange = TextDocumentContentChangePartial | TextDocumentContentChangeWholeDo
 
 # Versions kept per document, to check an edit in the editor's echo of it.
 _HISTORY = 8
+# Above this size a document gets no syntax tree: tree-sitter's first parse would
+# hold the event loop about 0.1 s per MB (1 s for 10 MB), and inside an unclosed
+# bracket later parses can cost as much. Such a file is read as plain text: the
+# context is the text around the cursor (as for a language without a grammar).
+SYNTAX_LIMIT_BYTES = 1_000_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,8 +129,7 @@ class DocumentStore:
         """Start following a document (didOpen); opening it again starts afresh."""
         language = language_for_document(language_id, uri)
         content = IndexedText.of(text)
-        parser = _parser(language)
-        syntax = _Syntax(parser, content.data, None) if parser else None
+        syntax = _fresh_syntax(uri, language, content)
         document = Document(uri, language_id, language, version, content, self.encoding, syntax)
         self._diverged.pop(uri, None)
         self._keep(document, fresh=True)
@@ -178,8 +183,12 @@ class DocumentStore:
             content, edit = content.replace(start, end, change.text)
             edits.append(edit)
         syntax = document._syntax
-        if syntax is not None:
+        was_big = len(document.content.data) > SYNTAX_LIMIT_BYTES
+        is_big = len(content.data) > SYNTAX_LIMIT_BYTES
+        if syntax is not None and not is_big:
             syntax = syntax.edited(content.data, None if whole else edits)
+        elif syntax is not None or (was_big and not is_big):  # the limit was crossed
+            syntax = _fresh_syntax(document.uri, document.language, content)
         return replace(document, version=version, content=content, _syntax=syntax)
 
     def _diverge(self, uri: str, reason: str) -> OutOfSync:
@@ -273,6 +282,24 @@ class _Syntax:
         for edit in edits:
             tree.edit(*edit)
         return _Syntax(self._parser, source, tree)
+
+
+def _fresh_syntax(uri: str, language: str | None, content: IndexedText) -> _Syntax | None:
+    """A syntax to parse from scratch, or None: plain text, no grammar, or too big (said
+    once each time a document goes over the limit)."""
+    parser = _parser(language)
+    if parser is None:
+        return None
+    if len(content.data) > SYNTAX_LIMIT_BYTES:
+        log.info(
+            "%s is %.1f MB, more than %.0f MB: it gets no syntax tree, and DeepSeek reads it "
+            "as plain text (the lines around the cursor)",
+            file_name_of(uri),
+            len(content.data) / 1e6,
+            SYNTAX_LIMIT_BYTES / 1e6,
+        )
+        return None
+    return _Syntax(parser, content.data, None)
 
 
 def _parser(language: str | None) -> tree_sitter.Parser | None:

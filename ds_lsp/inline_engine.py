@@ -217,6 +217,11 @@ class InlineEngine:
             self._after_shown(document, offset, rest)  # nothing typed since: it shows
         return shown
 
+    def tasks_held(self) -> int:
+        """The tasks this engine holds on to (for `dsLsp.inlineStats`): a few at most,
+        whatever the length of the session."""
+        return len(self._in_flight) + len(self._cancelled_at) + self._warmup.tasks_held()
+
     def forget(self, uri: str) -> None:
         """The document closed."""
         self._cancel_in_flight(uri)
@@ -490,6 +495,9 @@ class InlineEngine:
         in_flight.task.add_done_callback(lambda task: self._drop_in_flight(uri, task))
 
     def _drop_in_flight(self, uri: str, task: asyncio.Task) -> None:
+        # A task cancelled before it reached the model never read its cancel time: an
+        # entry kept would keep the task, its frames and its document for good.
+        self._cancelled_at.pop(task, None)
         current = self._in_flight.get(uri)
         if current is not None and current.task is task:
             del self._in_flight[uri]

@@ -9,7 +9,6 @@ used from then on. No LSP here.
 from __future__ import annotations
 
 import asyncio
-from bisect import bisect_right
 from collections.abc import Awaitable, Callable
 
 from ds_lsp.config import Settings
@@ -127,6 +126,9 @@ class Warmup:
             lambda done: self._growing.pop(uri, None) if self._growing.get(uri) is done else None
         )
 
+    def tasks_held(self) -> int:
+        return len(self._prefilling) + len(self._growing)
+
     def stop_growing(self, uri: str) -> None:
         """A keystroke: the full context's prefill stops."""
         growing = self._growing.pop(uri, None)
@@ -144,4 +146,4 @@ class Warmup:
 
 def band_of(document: Document, offset: int) -> int:
     """Which WINDOW_STEP-line band `offset` is in: the prompt's window moves per band."""
-    return (bisect_right(document.content.line_starts, offset) - 1) // WINDOW_STEP
+    return document.content.line_of(offset) // WINDOW_STEP

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,9 @@ class RawServer:
         self.stderr: list[bytes] = []
         self.broken = ""  # set when the server's output could not be read
         self.configuration: Any = None  # the answer to each workspace/configuration item
+        # Called with each workspace/applyEdit request before it is answered: an editor
+        # that applies edits sends their didChange first (see bench/soak.py).
+        self.on_apply_edit: Callable[[dict], None] | None = None
         threading.Thread(target=self._read_stdout, daemon=True).start()
         threading.Thread(target=self._read_stderr, daemon=True).start()
 
@@ -164,6 +168,8 @@ class RawServer:
     def _answer(self, request: dict) -> None:
         method = request["method"]
         result = _CLIENT_ANSWERS.get(method)
+        if method == "workspace/applyEdit" and self.on_apply_edit is not None:
+            self.on_apply_edit(request.get("params") or {})
         if method == "workspace/configuration":
             result = [self.configuration] * len((request.get("params") or {}).get("items", []))
         try:

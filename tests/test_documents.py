@@ -12,7 +12,7 @@ from lsprotocol.types import (
 )
 
 from ds_lsp.context.treesitter import get_parser
-from ds_lsp.documents import DocumentStore, OutOfSync
+from ds_lsp.documents import SYNTAX_LIMIT_BYTES, DocumentStore, OutOfSync
 
 URI = "file:///home/me/project/app.py"
 UTF8, UTF16, UTF32 = (
@@ -366,5 +366,33 @@ def test_any_edit_sequence_keeps_text_and_tree_as_a_fresh_open_would(encoding, e
             assert_tree_is_fresh(document)
     assert_tree_is_fresh(document)
     reopened = DocumentStore(encoding).open(URI, "python", 0, expected)
-    assert document.content.line_starts == reopened.content.line_starts
-    assert document.content.byte_line_starts == reopened.content.byte_line_starts
+    assert document.content.line_starts.tolist() == reopened.content.line_starts.tolist()
+    assert document.content.byte_line_starts.tolist() == reopened.content.byte_line_starts.tolist()
+
+
+def test_a_document_over_the_size_limit_is_plain_text_and_says_so_once(caplog):
+    store = DocumentStore()
+    big = "x = 1\n" * (SYNTAX_LIMIT_BYTES // 6 + 10)
+    with caplog.at_level("INFO", logger="ds_lsp.documents"):
+        document = store.open(URI, "python", 1, big)
+        for version in range(2, 5):  # typing at the top
+            document = store.change(URI, version, [edit(0, 0, 0, 0, "y")])
+    assert document.language == "python" and document.tree is None
+    assert document.text == "yyy" + big
+    said = [r.getMessage() for r in caplog.records if "no syntax tree" in r.getMessage()]
+    assert said == [
+        "app.py is 1.0 MB, more than 1 MB: it gets no syntax tree, and DeepSeek reads it "
+        "as plain text (the lines around the cursor)"
+    ]
+
+
+def test_a_document_that_shrinks_under_the_limit_gets_its_tree_back_and_loses_it_above():
+    store = DocumentStore()
+    lines = SYNTAX_LIMIT_BYTES // 6
+    document = store.open(URI, "python", 1, "x = 1\n" * (lines + 10))
+    assert document.tree is None
+    document = store.change(URI, 2, [edit(0, 0, 20, 0, "")])  # 120 bytes fewer: under it
+    assert document.tree is not None and not document.tree.root_node.has_error
+    assert document.tree.root_node.child_count == lines - 10
+    document = store.change(URI, 3, [edit(0, 0, 0, 0, "z = 2\n" * 40)])
+    assert document.tree is None

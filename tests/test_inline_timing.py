@@ -266,3 +266,24 @@ async def test_a_lone_surrogate_in_the_document_still_gets_ghost_text(client, fa
     assert [item.insert_text for item in items] == ["a + b"]
     assert "\ufffd" in str(fake_openai.requests[-1])
     await wait_for_log(client, "lone surrogate")
+
+
+async def test_fast_typing_leaves_nothing_behind_in_the_engine(client, fake_openai):
+    """Every keystroke starts this spot's work and cancels the last one's, most of
+    them while still waiting for the pause: none of them may be kept (each would
+    keep its document and syntax tree for the rest of the session)."""
+    await start(client, fake_openai)
+    open_doc(client, PY, "def add(a, b):\n    return \n")
+    fake_openai.enqueue(*[answer("a + b")] * 5)
+    await ghost_text(client, PY, 1, 11, invoked=False)  # the editor asks for ghost text
+    for column, char in enumerate("a + b  # the sum of the two", start=11):
+        type_text(client, PY, column - 9, 1, column, char)
+        await asyncio.sleep(0.01)  # faster than any pause
+
+    async def held() -> int:
+        return (await stats(client))["stats"]["tasks_held"]
+
+    deadline = time.monotonic() + 10
+    while await held() > 1 and time.monotonic() < deadline:  # the last spot's work, at most
+        await asyncio.sleep(0.05)
+    assert await held() <= 1

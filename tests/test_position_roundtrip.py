@@ -73,7 +73,7 @@ def test_every_char_round_trips(every_char, encoding):
     text = every_char
     lines = [text.line(n) for n in range(text.line_count)]
     for number, line in enumerate(lines):
-        start = text.line_starts[number]
+        start = text.line_start(number)
         width = 0
         for column in range(len(line) + 1):
             position = text.position_at(start + column, encoding)

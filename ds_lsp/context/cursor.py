@@ -11,7 +11,6 @@ Pure: no LSP types. Read `Document.tree` on one thread (the server's event loop)
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from functools import cached_property
 from typing import Literal
 
@@ -128,13 +127,13 @@ class Cursor:
         self.document = document
         self.language = document.language
         self.offset = offset = min(max(offset, 0), len(text))
-        self.row = row = bisect_right(content.line_starts, offset) - 1
-        self.line_start = content.line_starts[row]
+        self.row = row = content.line_of(offset)
+        self.line_start = content.line_start(row)
         line = content.line(row)
         self.line_prefix = text[self.line_start : offset]
         self.line_suffix = line[len(self.line_prefix) :]
         self.byte = content.byte_of_offset(offset)
-        self.line_start_byte = content.byte_line_starts[row]
+        self.line_start_byte = content.byte_line_start(row)
         self.line_end_byte = self.byte + len(self.line_suffix.encode("utf-8", "surrogatepass"))
         tree = document.tree
         self.root: tree_sitter.Node | None = tree.root_node if tree is not None else None

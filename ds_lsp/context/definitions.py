@@ -175,12 +175,13 @@ def enclosing_definition(
     if not kinds or tree is None:
         return None
     content = document.content
-    start_byte = content.byte_line_starts[min(start_line, len(content.byte_line_starts) - 1)]
-    line = content.line(min(end_line, len(content.line_starts) - 1))
-    end_byte = content.byte_line_starts[min(end_line, len(content.byte_line_starts) - 1)]
+    last_line = content.line_count - 1
+    start_byte = content.byte_line_start(min(start_line, last_line))
+    line = content.line(min(end_line, last_line))
+    end_byte = content.byte_line_start(min(end_line, last_line))
     end_byte += len(line.rstrip("\r\n").encode("utf-8", "surrogatepass"))
     # From the first non-blank character, so a selection of whole lines still sits inside.
-    first = content.line(min(start_line, len(content.line_starts) - 1))
+    first = content.line(min(start_line, last_line))
     start_byte += len(first) - len(first.lstrip()) if first.strip() else 0
     node = tree.root_node.descendant_for_byte_range(start_byte, max(start_byte, end_byte))
     while node is not None:

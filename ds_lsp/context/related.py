@@ -30,6 +30,8 @@ from ds_lsp.documents import Document
 # is aligned to WINDOW_STEP lines so that it moves rarely too.
 _NEAR_BEFORE = 64
 _NEAR_AFTER = 32
+# Of a very long line near the cursor (minified code), only this much is read for names.
+_NEAR_LINE_CHARS = 2000
 # Languages whose symbols can be used from each other's files.
 _FAMILIES: dict[str, str] = {"typescript": "javascript", "tsx": "javascript", "cpp": "c"}
 
@@ -145,13 +147,15 @@ def _names_near(cursor: Cursor) -> list[str]:
     band = cursor.row - cursor.row % WINDOW_STEP
     first = max(0, band - _NEAR_BEFORE)
     last = min(content.line_count, band + WINDOW_STEP + _NEAR_AFTER)
-    text, starts = content.text, content.line_starts
+    text = content.text
     names: dict[str, None] = {}  # an ordered set
     for distance in range(1, max(cursor.row - first, last - 1 - cursor.row) + 1):
         for row in (cursor.row - distance, cursor.row + distance):
             if first <= row < last:
-                end = starts[row + 1] if row + 1 < len(starts) else len(text)
-                names.update(dict.fromkeys(IDENTIFIER.findall(text, starts[row], end)))
+                start = content.line_start(row)
+                end = content.line_start(row + 1) if row + 1 < content.line_count else len(text)
+                end = min(end, start + _NEAR_LINE_CHARS)  # a minified line: its start only
+                names.update(dict.fromkeys(IDENTIFIER.findall(text, start, end)))
     return list(names)
 
 

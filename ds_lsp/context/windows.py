@@ -10,7 +10,6 @@ Pure: no LSP types.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlparse
 
@@ -23,29 +22,28 @@ WINDOW_STEP = 16
 
 def suffix_window(cursor: Cursor, budget: int) -> str:
     """The cursor line's rest and the whole lines after it that fit in `budget`."""
-    text = cursor.document.text
-    starts = cursor.document.content.line_starts
+    content = cursor.document.content
+    text = content.text
     offset = cursor.offset
     if len(text) - offset <= budget:
         return text[offset:]
-    last = bisect_right(starts, offset + budget) - 1  # the text up to its start fits
+    last = content.line_of(offset + budget)  # the text up to its start fits
     if last <= cursor.row:
         return cursor.line_suffix[:budget]
-    return text[offset : starts[last]]
+    return text[offset : content.line_start(last)]
 
 
 def prefix_window(cursor: Cursor, budget: int) -> str:
     """Whole lines before the cursor line that fit in `budget` with the cursor line's
     start, beginning on a multiple of WINDOW_STEP lines (or at the top)."""
-    text = cursor.document.text
-    starts = cursor.document.content.line_starts
+    content = cursor.document.content
     if len(cursor.line_prefix) >= budget:
         return cursor.line_prefix[len(cursor.line_prefix) - budget :] if budget else ""
     room = budget - len(cursor.line_prefix)
-    first = bisect_left(starts, cursor.line_start - room)
+    first = content.first_line_from(cursor.line_start - room)
     if first > 0:
         first = min(-(-first // WINDOW_STEP) * WINDOW_STEP, cursor.row)
-    return text[starts[first] : cursor.offset]
+    return content.text[content.line_start(first) : cursor.offset]
 
 
 def display_name(uri: str, root_uri: str | None) -> str:

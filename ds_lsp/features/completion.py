@@ -58,6 +58,7 @@ def setup(server) -> None:
     def inline_stats(ls, *args) -> dict:
         """What the engine did so far, and how long each answered request took."""
         stats = ls.inline.stats.as_dict()
+        stats["tasks_held"] = ls.inline.tasks_held()
         usage = getattr(ls.models.current, "usage_totals", None)
         if usage is not None:
             stats["prompt_reuse"] = usage()

@@ -122,7 +122,7 @@ def _target_range(document: Document, selected: types.Range) -> types.Range | No
     definition = enclosing_definition(document, selected.start.line)
     if definition is None:
         return None
-    end_of_last_line = document.content.line_starts[definition.end_line] + len(
+    end_of_last_line = document.content.line_start(definition.end_line) + len(
         document.line(definition.end_line).rstrip("\r\n")
     )
     return types.Range(
