@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.fake_openai_server import FakeOpenAIServer, Reply  # noqa: E402
-from tests.raw_lsp import RawServer, server_env  # noqa: E402
+from tests.raw_lsp import RawServer, edit_as_changes, server_env  # noqa: E402
 
 LINES = 5000
 RUNS = 10
@@ -63,7 +63,9 @@ def main() -> None:
             {
                 "processId": None,
                 "rootUri": root.as_uri(),
-                "capabilities": {"workspace": {"applyEdit": True}},
+                "capabilities": {
+                    "workspace": {"applyEdit": True, "workspaceEdit": {"documentChanges": True}}
+                },
                 "initializationOptions": {
                     "dsLsp": {"backend": "openai", "baseUrl": fake.base_url, "model": "m"}
                 },
@@ -71,6 +73,15 @@ def main() -> None:
         )
         server.wait_for("init")
         server.notify("initialized", {})
+        versions: dict[str, int] = {}
+
+        def echo(params: dict) -> None:  # as an editor does: the edit comes back as a change
+            for uri, changes in edit_as_changes(params["edit"]).items():
+                versions[uri] = versions.get(uri, 1) + 1
+                change = {"textDocument": {"uri": uri, "version": versions[uri]}}
+                server.notify("textDocument/didChange", {**change, "contentChanges": changes})
+
+        server.on_apply_edit = echo
         other = (root / "other.py").as_uri()
         item = {"uri": other, "languageId": "python", "version": 1, "text": "x = 1\n"}
         server.notify("textDocument/didOpen", {"textDocument": item})

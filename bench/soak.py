@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.fake_openai_server import FakeOpenAIServer, Reply  # noqa: E402
-from tests.raw_lsp import RawServer, server_env  # noqa: E402
+from tests.raw_lsp import RawServer, edit_as_changes, server_env  # noqa: E402
 
 COMPLETE_EVERY = 4  # keystrokes
 EDIT_EVERY = 200
@@ -105,20 +105,14 @@ class Soak:
     def echo(self, params: dict) -> None:
         """As an editor does: an applied edit comes back as a didChange (ds-lsp checks
         it). The edits go bottom first, so each one's range still holds."""
-        for document_edit in params["edit"].get("documentChanges", []):
-            if document_edit["textDocument"]["uri"] != self.uri:
-                continue
-            edits = sorted(
-                document_edit["edits"],
-                key=lambda e: (e["range"]["start"]["line"], e["range"]["start"]["character"]),
-                reverse=True,
-            )
+        changes = edit_as_changes(params["edit"]).get(self.uri)
+        if changes:
             self.version += 1
             self.server.notify(
                 "textDocument/didChange",
                 {
                     "textDocument": {"uri": self.uri, "version": self.version},
-                    "contentChanges": [{"range": e["range"], "text": e["newText"]} for e in edits],
+                    "contentChanges": changes,
                 },
             )
 

@@ -62,7 +62,7 @@ from ds_lsp.inline_stats import Stats
 from ds_lsp.inline_typing import WAITING_CLIENT_FACTOR, Typing
 from ds_lsp.inline_warmup import Warmup
 from ds_lsp.prompt_style import chosen_style
-from ds_lsp.suggestion_cache import SuggestionCache, typed_ahead
+from ds_lsp.suggestion_cache import SuggestionCache, TextAround, typed_ahead
 from ds_lsp.suggestions import SuggestionStream
 
 log = logging.getLogger(__name__)
@@ -93,8 +93,7 @@ class Suggestion:
 class _Shown:
     """The last suggestion given for a document: for typed-ahead."""
 
-    before: str  # the document text before the cursor when it was shown
-    after: str  # ... and after it
+    around: TextAround  # the text around the cursor when it was shown
     text: str
 
 
@@ -103,8 +102,7 @@ class _InFlight:
     """Work under way for one spot of one document: the wait for a pause, then the
     generation."""
 
-    before: str
-    after: str
+    around: TextAround  # the text around the cursor it is for
     task: asyncio.Task | None = None  # -> the cleaned suggestion, "" or None
     stream: SuggestionStream | None = None  # once the model writes: what it produced
     speculative: bool = False
@@ -115,10 +113,10 @@ class _InFlight:
         return self.stream.text if self.stream is not None else ""
 
 
-def _key(uri: str, before: str, after: str) -> tuple[str, str, str]:
+def _key(uri: str, around: TextAround) -> tuple[str, str, str]:
     """The cache key: the text around the cursor, cheap enough to check before the
     context is gathered."""
-    return (uri, before[-CACHE_PREFIX_CHARS:], after[:CACHE_SUFFIX_CHARS])
+    return (uri, around.before[-CACHE_PREFIX_CHARS:], around.after[:CACHE_SUFFIX_CHARS])
 
 
 class InlineEngine:
@@ -163,11 +161,11 @@ class InlineEngine:
         if cursor is None:
             self._cancel_in_flight(uri)
             return
-        before, after = document.text[:cursor], document.text[cursor:]
-        self._drop_stale(uri, before, after)
+        around = TextAround.at(document.text, cursor)
+        self._drop_stale(uri, around)
         if uri not in self._asked or uri in self._in_flight:
             return  # the editor does not ask here, or a generation that fits runs
-        if self._reusable(uri, before, after):
+        if self._reusable(uri, around):
             return  # typed-ahead or the cache will answer
         self._warmup.maybe_prefill(document, cursor)
         delay = self._typing.debounce_seconds(uri)
@@ -179,13 +177,13 @@ class InlineEngine:
     async def suggest(self, document: Document, offset: int, invoked: bool) -> Suggestion | None:
         """A suggestion at `offset` of `document`, or None. Cancellable at any await."""
         self.stats.requests += 1
-        uri, text = document.uri, document.text
+        uri = document.uri
         self._asked.add(uri)
-        before, after = text[:offset], text[offset:]
+        around = TextAround.at(document.text, offset)
         asked = time.perf_counter()
         self._typing.note_request(uri, asked)
-        self._drop_stale(uri, before, after)
-        reused = self._reusable(uri, before, after)
+        self._drop_stale(uri, around)
+        reused = self._reusable(uri, around)
         if reused is not None:
             if reused.source == "cache":
                 self._after_shown(document, offset, reused.text)
@@ -204,15 +202,16 @@ class InlineEngine:
             in_flight = self._begin(document, offset, invoked, max(0.0, delay))
         suggestion = await self._follow(uri, in_flight)
         done = time.perf_counter()
-        rest = typed_ahead("", suggestion or "", before[len(in_flight.before) :])
+        typed = around.typed_since(in_flight.around)
+        rest = typed_ahead("", suggestion or "", typed) if typed is not None else None
         if not rest:
             return None
         wait_ms = max(0.0, in_flight.waited_until - asked) * 1e3
         model_ms = (done - max(asked, in_flight.waited_until)) * 1e3
-        source = "model" if before == in_flight.before else "stream"
+        source = "model" if around.before == in_flight.around.before else "stream"
         if source == "stream":
             self.stats.stream_reuses += 1
-        shown = self._show(uri, before, after, rest, source, wait_ms, model_ms)
+        shown = self._show(uri, around, rest, source, wait_ms, model_ms)
         if source == "model" and self._typing.changed_at(uri, 0.0) <= asked:
             self._after_shown(document, offset, rest)  # nothing typed since: it shows
         return shown
@@ -232,48 +231,47 @@ class InlineEngine:
 
     # -- reuse -----------------------------------------------------------------------------
 
-    def _reusable(self, uri: str, before: str, after: str) -> Suggestion | None:
+    def _reusable(self, uri: str, around: TextAround) -> Suggestion | None:
         """Typed-ahead or a cache hit: an answer with no model call."""
         shown = self._shown.get(uri)
-        if shown is not None and before.startswith(shown.before) and after == shown.after:
-            rest = typed_ahead("", shown.text, before[len(shown.before) :])
+        typed = around.typed_since(shown.around) if shown is not None else None
+        if typed is not None and around.after == shown.around.after:
+            rest = typed_ahead("", shown.text, typed)
             if rest:
                 self.stats.typed_ahead_hits += 1
-                return Suggestion(rest, len(before), "typed-ahead")
-        cached = self.cache.get(_key(uri, before, after))
+                return Suggestion(rest, around.offset, "typed-ahead")
+        cached = self.cache.get(_key(uri, around))
         if cached is not None:
             self.stats.cache_hits += 1
-            return self._show(uri, before, after, cached, "cache")
+            return self._show(uri, around, cached, "cache")
         return None
 
-    def _drop_stale(self, uri: str, before: str, after: str) -> None:
+    def _drop_stale(self, uri: str, around: TextAround) -> None:
         """Stop the generation under way if the text no longer fits it: only the old
         prompt plus text the model already produced may stand before the cursor."""
         in_flight = self._in_flight.get(uri)
-        if in_flight is None or in_flight.after != after:
+        if in_flight is None or in_flight.around.after != around.after:
             if in_flight is not None:
                 self._cancel_in_flight(uri, stale=True)
             return
-        if in_flight.speculative and in_flight.before.startswith(before):
+        if in_flight.speculative and in_flight.around.typed_since(around) is not None:
             return  # typing along the suggestion its speculation follows
-        if before.startswith(in_flight.before) and in_flight.produced().startswith(
-            before[len(in_flight.before) :]
-        ):
+        typed = around.typed_since(in_flight.around)
+        if typed is not None and in_flight.produced().startswith(typed):
             return
         self._cancel_in_flight(uri, stale=True)
 
     def _show(
         self,
         uri: str,
-        before: str,
-        after: str,
+        around: TextAround,
         text: str,
         source: str,
         wait_ms: float = 0.0,
         model_ms: float = 0.0,
     ) -> Suggestion:
-        self._shown[uri] = _Shown(before, after, text)
-        return Suggestion(text, len(before), source, wait_ms, model_ms)
+        self._shown[uri] = _Shown(around, text)
+        return Suggestion(text, around.offset, source, wait_ms, model_ms)
 
     async def _follow(self, uri: str, in_flight: _InFlight) -> str | None:
         """Wait for a generation's suggestion. If this request is cancelled (the
@@ -332,8 +330,7 @@ class InlineEngine:
     def _begin(self, document: Document, offset: int, invoked: bool, delay: float) -> _InFlight:
         """Start this spot's work: wait `delay` for the pause, then generate."""
         self._cancel_in_flight(document.uri)
-        text = document.text
-        in_flight = _InFlight(text[:offset], text[offset:])
+        in_flight = _InFlight(TextAround.at(document.text, offset))
         in_flight.waited_until = time.perf_counter() + delay
         work = self._wait_then_generate(document, offset, invoked, delay, in_flight)
         in_flight.task = asyncio.ensure_future(work)
@@ -360,7 +357,7 @@ class InlineEngine:
         context, chat_request = request
         suggestion = await self._generate(context, chat_request, in_flight)
         if suggestion:  # an editor that asks later (Neovim) finds it in the cache
-            self.cache.put(_key(document.uri, in_flight.before, in_flight.after), suggestion)
+            self.cache.put(_key(document.uri, in_flight.around), suggestion)
         return suggestion
 
     async def _request(
@@ -467,14 +464,15 @@ class InlineEngine:
         """Compute, in the background, the suggestion that follows accepting this one."""
         if "\n" in suggestion.rstrip("\n"):
             return  # a multi-line suggestion ends a thought: nothing to guess after it
-        uri, text = document.uri, document.text
-        accepted_before = text[:offset] + suggestion
-        after = text[offset:]
-        key = _key(uri, accepted_before, after)
-        if self.cache.get(key) is not None or uri in self._in_flight:
+        uri = document.uri
+        if uri in self._in_flight:
             return
         accepted = document.with_insertion(offset, suggestion)
-        in_flight = _InFlight(accepted_before, after, speculative=True)
+        around = TextAround.at(accepted.text, offset + len(suggestion))
+        key = _key(uri, around)
+        if self.cache.get(key) is not None:
+            return
+        in_flight = _InFlight(around, speculative=True)
 
         async def speculate():
             # Only once the user looks at the suggestion: a keystroke that does not

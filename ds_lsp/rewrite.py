@@ -9,6 +9,7 @@ changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
@@ -185,7 +186,9 @@ async def run_edit(
     prompt = build_prompt(replace(request, start_line=code_start))
     generation = await collect(stream_model(chat_request(prompt, settings)), on_delta)
     check_finish(generation, settings)
-    code, new_text = apply_answer(request, code_start, generation.answer)
+    # Off the event loop: on a selection of thousands of lines, the checks (parses,
+    # re-indenting) take tens of ms that other requests would wait for.
+    code, new_text = await asyncio.to_thread(apply_answer, request, code_start, generation.answer)
     return EditResult(
         new_text=new_text,
         code=code,

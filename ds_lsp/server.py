@@ -17,6 +17,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidRequest
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
 
 from ds_lsp import __version__, config, preview
 from ds_lsp.backends.scheduler import ModelScheduler
@@ -96,6 +97,26 @@ class DsLspProtocol(LanguageServerProtocol):
     pygls cancels the handler's future only, and for `workspace/executeCommand`
     that is not the coroutine doing the work (see ds_lsp/tasks.py).
     """
+
+    # ds-lsp keeps its own copy of each document (documents.DocumentStore). pygls'
+    # built-in handlers would keep a second one in its workspace, applying each change
+    # character by character: the echo of a 3,000-edit rename held the event loop
+    # for 3 s. These pass the notifications to ds-lsp's handlers only.
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams):
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_OPEN)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams):
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CLOSE)) is not None:
+            yield handler, (params,), None
 
     def structure_message(self, data: dict):
         """A request whose params do not fit its method gets an error answer, so the

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Hashable
+from dataclasses import dataclass
 
 
 class SuggestionCache:
@@ -43,3 +44,37 @@ def typed_ahead(shown_prefix: str, suggestion: str, new_prefix: str) -> str | No
     if not suggestion.startswith(typed):
         return None
     return suggestion[len(typed) :]
+
+
+# Reuse compares this much of the text on each side of the cursor at most. What the
+# model sees is far less; the bound keeps a keystroke in a 10 MB file from copying
+# and comparing megabytes.
+AROUND_CHARS = 1 << 16
+
+
+@dataclass(frozen=True)
+class TextAround:
+    """The text before and after a cursor, as reuse compares it. In a file longer
+    than AROUND_CHARS, `before` starts at a multiple of AROUND_CHARS (so typing keeps
+    its start) and `after` is cut after AROUND_CHARS."""
+
+    start: int  # where `before` starts in the document
+    before: str
+    after: str
+
+    @classmethod
+    def at(cls, text: str, offset: int) -> TextAround:
+        start = max(0, (offset - AROUND_CHARS) // AROUND_CHARS * AROUND_CHARS)
+        return cls(start, text[start:offset], text[offset : offset + AROUND_CHARS])
+
+    @property
+    def offset(self) -> int:
+        """The cursor's code point offset in the document."""
+        return self.start + len(self.before)
+
+    def typed_since(self, earlier: TextAround) -> str | None:
+        """The text typed before the cursor since `earlier`, when the text before the
+        cursor is `earlier`'s plus it; else None. (The text after is not compared.)"""
+        if self.start != earlier.start or not self.before.startswith(earlier.before):
+            return None
+        return self.before[len(earlier.before) :]

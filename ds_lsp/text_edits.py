@@ -26,6 +26,7 @@ import os
 import time
 from bisect import bisect_left
 from dataclasses import dataclass
+from itertools import pairwise
 
 from ds_lsp.editing import split_lines
 
@@ -184,6 +185,26 @@ def _within_line(offset: int, old: str, new: str) -> Replacement:
     suffix = len(os.path.commonprefix([old[::-1], new[::-1]]))
     suffix = min(suffix, room)
     return Replacement(offset + prefix, offset + len(old) - suffix, new[prefix : len(new) - suffix])
+
+
+def at_most(replacements: list[Replacement], old: str, count: int) -> list[Replacement]:
+    """The same change in `count` replacements or fewer: where there are more, the ones
+    that lie closest together are merged (with the old text between them). An editor
+    echoes every edit back, and each one costs the server time to send and to take in
+    again, all on its event loop: thousands of them stalled it for 100 ms."""
+    if len(replacements) <= count:
+        return replacements
+    gaps = sorted(b.start - a.end for a, b in pairwise(replacements))
+    widest_merged = gaps[len(replacements) - count - 1]
+    merged = [replacements[0]]
+    for replacement in replacements[1:]:
+        last = merged[-1]
+        if replacement.start - last.end <= widest_merged:
+            text = last.text + old[last.end : replacement.start] + replacement.text
+            merged[-1] = Replacement(last.start, replacement.end, text)
+        else:
+            merged.append(replacement)
+    return merged
 
 
 def apply_replacements(text: str, replacements: list[Replacement]) -> str:

@@ -85,8 +85,9 @@ class Reply:
     # Not 200: answer with this status and `error_body` (default: OpenAI's error shape).
     status: int = 200
     error_body: Any = None
-    # Send `data: {not json` after the first chunk.
-    malformed: bool = False
+    # Send a broken event after the first chunk: True, `data: {not json`; a string, that
+    # string as the event's data (any garbage: `<html>...`, JSON of the wrong shape).
+    malformed: bool | str = False
     # Counted in SSE chunks sent, the first (role) chunk included.
     hang_after: int | None = None  # then send nothing more, keep the connection open
     drop_after: int | None = None  # then close the connection mid-stream
@@ -338,7 +339,8 @@ class FakeOpenAIServer:
         deltas = _deltas(reply) if chat else _text_deltas(reply)
         events = [event(delta) for delta in deltas]
         if reply.malformed:
-            events.insert(1, b"data: {not json\n\n")
+            garbage = "{not json" if reply.malformed is True else reply.malformed
+            events.insert(1, f"data: {garbage}\n\n".encode())
         if reply.finish_reason is not None:
             events.append(event({}, reply.finish_reason))
         if reply.usage:

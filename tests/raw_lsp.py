@@ -187,6 +187,28 @@ def _key(msg_id: Any) -> Any:
     return msg_id if isinstance(msg_id, int | str | None) else json.dumps(msg_id)
 
 
+def edit_as_changes(workspace_edit: dict) -> dict[str, list[dict]]:
+    """An applied WorkspaceEdit as the didChange contentChanges an editor sends for
+    it, by document URI: each document's edits bottom first, so that each range
+    still holds when its turn comes."""
+    by_uri: dict[str, list[dict]] = {}
+    for change in workspace_edit.get("documentChanges") or []:
+        by_uri.setdefault(change["textDocument"]["uri"], []).extend(change["edits"])
+    for uri, edits in (workspace_edit.get("changes") or {}).items():
+        by_uri.setdefault(uri, []).extend(edits)
+
+    def start(edit: dict) -> tuple[int, int]:
+        return edit["range"]["start"]["line"], edit["range"]["start"]["character"]
+
+    return {
+        uri: [
+            {"range": e["range"], "text": e["newText"]}
+            for e in sorted(edits, key=start, reverse=True)
+        ]
+        for uri, edits in by_uri.items()
+    }
+
+
 def server_env(tmp: Path, **extra: str) -> dict[str, str]:
     """The environment for a server under test: no user config, state and home in `tmp`
     (chats it writes land there), and this checkout's ds_lsp first on the path."""

@@ -215,6 +215,28 @@ async def test_a_document_changed_meanwhile_is_left_alone(client, editor, fake_o
     assert "changed while the model was working" in shown_messages(client)
 
 
+async def test_a_document_closed_while_the_model_works_gets_no_edit(client, editor, fake_openai):
+    await start(client, fake_openai)
+    editor.open(PY, SOURCE)
+    fake_openai.enqueue(Reply(reasoning=REASONING, content=fenced(TYPED), hold=True))
+
+    pending = asyncio.ensure_future(edit(client))
+    await asyncio.to_thread(fake_openai.served, 0)
+    client.text_document_did_close(
+        types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(PY))
+    )
+    fake_openai.release(0)
+    result = await pending
+
+    assert result["status"] in ("stale", "failed"), result
+    assert "closed" in result["message"]
+    assert editor.applied == []
+    # The server goes on: the file opened again is edited as usual.
+    editor.open(PY, SOURCE)
+    fake_openai.enqueue(Reply(reasoning=REASONING, content=fenced(TYPED)))
+    assert (await edit(client))["status"] == "applied"
+
+
 @pytest.mark.parametrize("how", ["cancelRequest", "progress"])
 async def test_cancelling_mid_reasoning_leaves_no_edit_and_closes_the_stream(
     client, editor, fake_openai, how

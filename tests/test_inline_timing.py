@@ -287,3 +287,22 @@ async def test_fast_typing_leaves_nothing_behind_in_the_engine(client, fake_open
     while await held() > 1 and time.monotonic() < deadline:  # the last spot's work, at most
         await asyncio.sleep(0.05)
     assert await held() <= 1
+
+
+async def test_a_document_closed_while_its_ghost_text_is_pending_gets_none(client, fake_openai):
+    await start(client, fake_openai)
+    open_doc(client, PY, "def add(a, b):\n    return \n")
+    fake_openai.enqueue(Reply(content="a + b", format="none", hold=True))
+    pending = asyncio.ensure_future(ghost_text(client, PY, 1, 11))
+    await fake_openai.wait_for_request(0)
+
+    client.text_document_did_close(
+        types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(PY))
+    )
+
+    assert await fake_openai.wait_for_disconnect(0), "the model stops at once"
+    assert await pending == []
+    # Opened again, it gets ghost text as before.
+    open_doc(client, PY, "def add(a, b):\n    return \n")
+    fake_openai.enqueue(answer("a + b"))
+    assert [i.insert_text for i in await ghost_text(client, PY, 1, 11)] == ["a + b"]

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from ds_lsp.context.gather import CompletionContext
 from ds_lsp.reasoning import CLOSE_TAG, OPEN_TAG, SPECIAL_TOKENS
-from ds_lsp.suggestion_cache import SuggestionCache, typed_ahead
+from ds_lsp.suggestion_cache import AROUND_CHARS, SuggestionCache, TextAround, typed_ahead
 from ds_lsp.suggestions import SuggestionStream, clean_suggestion
 
 
@@ -491,3 +491,31 @@ def test_a_chat_model_gets_no_next_line():
     stream = SuggestionStream(context(LOOP, AFTER_LOOP), continues_text=False)
     stream.feed("\n        count += 1\n")
     assert stream.text == ""
+
+
+def test_the_text_around_the_cursor_is_all_of_a_usual_file():
+    around = TextAround.at("def f():\n    return 1\n", 13)
+    assert (around.start, around.before, around.after) == (0, "def f():\n    ", "return 1\n")
+    assert around.offset == 13
+
+
+def test_in_a_huge_file_the_text_around_is_bounded_and_its_start_stays_while_typing():
+    text = "x = 1\n" * 2_000_000  # 12 MB
+    around = TextAround.at(text, 6_000_000)
+    assert around.start % AROUND_CHARS == 0
+    assert AROUND_CHARS <= len(around.before) < 2 * AROUND_CHARS
+    assert len(around.after) == AROUND_CHARS
+    assert around.offset == 6_000_000 and text[around.start : around.offset] == around.before
+
+    typed = text[:6_000_000] + "y = 2" + text[6_000_000:]
+    later = TextAround.at(typed, 6_000_005)
+    assert later.start == around.start
+    assert later.typed_since(around) == "y = 2"
+    assert around.typed_since(later) is None
+
+
+def test_text_typed_since_needs_the_same_start_and_an_extension():
+    earlier = TextAround(0, "ab", "")
+    assert TextAround(0, "abc", "").typed_since(earlier) == "c"
+    assert TextAround(0, "xbc", "").typed_since(earlier) is None
+    assert TextAround(AROUND_CHARS, "abc", "").typed_since(earlier) is None

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from ds_lsp.text_edits import (
     apply_replacements,
+    at_most,
     minimal_replacements,
     minimal_replacements_off_loop,
 )
@@ -127,3 +128,25 @@ async def test_off_the_loop_gives_the_same_replacements():
     finally:
         ticker.cancel()
     assert ticks > 0  # the loop ran while the diff was computed
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXTS, _TEXTS, st.integers(min_value=1, max_value=6))
+def test_at_most_merges_the_closest_replacements_and_keeps_the_change(old, new, count):
+    replacements = minimal_replacements(old, new)
+    fewer = at_most(replacements, old, count)
+    assert len(fewer) <= max(count, 0) or not replacements
+    assert apply_replacements(old, fewer) == new
+    if len(replacements) <= count:
+        assert fewer == replacements
+
+
+def test_a_rename_of_many_lines_goes_out_as_few_edits_that_keep_the_far_ones_apart():
+    old = "".join(f"x{n} = 1\n" for n in range(300)) + "\n" * 500 + "tail = 1\n"
+    new = old.replace(" = 1\n", " = 2\n")
+    replacements = minimal_replacements(old, new)
+    assert len(replacements) == 301
+    fewer = at_most(replacements, old, 100)
+    assert apply_replacements(old, fewer) == new
+    assert len(fewer) == 2, "the close ones merged; the one 500 lines below stays apart"
+    assert fewer[1].text == "2"

@@ -72,7 +72,7 @@ from ds_lsp.backends.base import (
 from ds_lsp.backends.cancel_race import CANCELLED, race
 from ds_lsp.backends.presets import PRESETS, preset_for_url
 from ds_lsp.backends.r1_format import r1_raw_prompt
-from ds_lsp.backends.stream_reasoning import Normaliser, reasoning_field
+from ds_lsp.backends.stream_reasoning import Normaliser, WrongShape, chunk_parts
 from ds_lsp.completion_prompts import PromptStyle
 from ds_lsp.prompt_style import style_from_server
 from ds_lsp.redact import redact_text, redact_url
@@ -179,6 +179,12 @@ class OpenAIBackend:
             props = await self._client.get(
                 f"{root}/props", cast_to=object, options={"timeout": _PROPS_TIMEOUT}
             )
+        except openai.APITimeoutError:
+            return None
+        except openai.APIConnectionError as exc:
+            # Nothing listening (yet): a style guessed now would be kept after the
+            # server comes up, so fail, and ask again with the next request.
+            raise self._error(exc) from None
         except (openai.OpenAIError, ValueError):
             return None
         if not isinstance(props, dict) or "chat_template" not in props:
@@ -234,7 +240,7 @@ class OpenAIBackend:
             ) as deltas:
                 async for delta in deltas:
                     yield delta
-        except (openai.OpenAIError, json.JSONDecodeError) as exc:
+        except (openai.OpenAIError, json.JSONDecodeError, WrongShape) as exc:
             raise self._error(
                 exc, streaming=chunks is not None, endpoint=endpoint, model=arguments["model"]
             ) from None
@@ -258,11 +264,11 @@ class OpenAIBackend:
         if self.preset in _BUDGET_FIELDS:
             budget = None  # the server keeps it, and closes the reasoning itself
         while True:
-            chunk = await race(lambda: anext(chunks, None), cancelled)
+            chunk = await race(lambda: anext(chunks, _END), cancelled)
             if chunk is CANCELLED:
                 yield Delta(finish=FinishReason.CANCELLED)
                 return
-            if chunk is None:
+            if chunk is _END:
                 # No finish_reason: the stream was cut (the openai client cannot
                 # tell a [DONE] from a closed body). The text is incomplete, and
                 # "raise max_tokens" would be the wrong advice, so it is an error.
@@ -271,18 +277,17 @@ class OpenAIBackend:
                     "(no finish_reason); the server may have stopped or crashed, see its log"
                 )
             self._note_timings(chunk)
-            choice = chunk.choices[0] if chunk.choices else None
-            if choice is None:
+            parts = chunk_parts(chunk)
+            if parts is None:
                 continue  # a usage chunk
-            wire = getattr(choice, "delta", None)  # None in a /v1/completions chunk
-            content = getattr(choice, "text", None) if wire is None else wire.content
-            pieces = normaliser.feed(content or "", reasoning_field(wire))
-            if choice.finish_reason is not None:
-                pieces += normaliser.finish(choice.finish_reason)
+            content, reasoning, finish_reason = parts
+            pieces = normaliser.feed(content, reasoning)
+            if finish_reason is not None:
+                pieces += normaliser.finish(finish_reason)
             for delta in _deltas(pieces):
                 yield delta
-            if choice.finish_reason is not None:
-                yield _finish(choice.finish_reason, request.max_tokens)
+            if finish_reason is not None:
+                yield _finish(finish_reason, request.max_tokens)
                 return
             if (
                 budget
@@ -393,9 +398,10 @@ class OpenAIBackend:
             message = self._status_message(exc, endpoint, model or self.model)
         elif isinstance(exc, openai.APIError):  # an error event inside the stream
             message = f"the server at {url} reported an error: {_server_text(exc)}"
-        elif isinstance(exc, json.JSONDecodeError):
+        elif isinstance(exc, (json.JSONDecodeError, WrongShape)):
+            what = "an event that is not JSON" if isinstance(exc, json.JSONDecodeError) else exc
             message = (
-                f"the server at {url} sent a malformed stream (an event that is not JSON); "
+                f"the server at {url} sent a malformed stream ({what}); "
                 "is it an OpenAI-compatible endpoint (the URL usually ends in /v1)?"
             )
         else:
@@ -441,6 +447,10 @@ class OpenAIBackend:
         """`text` (which may quote the server) with the key, the password and any
         credentials in URLs hidden."""
         return redact_text(text, self._secrets)
+
+
+# The end of a stream, told apart from a chunk (a `data: null` event is a None chunk).
+_END = object()
 
 
 def _url_password(url: str) -> str | None:

@@ -1,12 +1,17 @@
 """Where R1's reasoning arrives in an OpenAI-compatible stream, made one shape.
 
-Pure: `Normaliser` takes each chunk's `content` and reasoning field (whichever
-non-standard field the server uses) and gives reasoning and answer pieces;
-`ds_lsp.reasoning.ReasoningSplitter` does the tag work. See
+Pure: `chunk_parts` reads a chunk's content, reasoning field (whichever
+non-standard field the server uses) and finish reason, refusing shapes that
+are not a chunk; `Normaliser` turns content and reasoning into reasoning and
+answer pieces; `ds_lsp.reasoning.ReasoningSplitter` does the tag work. See
 docs/architecture.md and the reasoning-format tests for every wire format.
 """
 
 from __future__ import annotations
+
+import json
+
+import openai
 
 from ds_lsp.reasoning import OPEN_TAG, ReasoningSplitter, split_reasoning
 
@@ -169,3 +174,29 @@ def repeats(text: str, reasoning: str) -> bool:
     text, reasoning = "".join(text.split()), "".join(reasoning.split())
     length = min(len(text), len(reasoning), 64)
     return length > 0 and text[:length] == reasoning[:length]
+
+
+class WrongShape(ValueError):
+    """A stream event that is JSON, but not a chunk of a completion."""
+
+
+def chunk_parts(chunk) -> tuple[str, str, str | None] | None:
+    """(content, reasoning, finish_reason) of a chat or /v1/completions chunk; None for a
+    chunk with no choice (a usage chunk). The client checks no shapes: anything else
+    (`[1, 2]`, `null`, a delta that is a number) raises WrongShape."""
+    if not isinstance(chunk, openai.BaseModel):
+        raise WrongShape(f"an event that is not an object: {json.dumps(chunk)[:40]}")
+    choices = getattr(chunk, "choices", None)
+    if not choices:
+        return None
+    choice = choices[0] if isinstance(choices, list) else None
+    if not isinstance(choice, openai.BaseModel):
+        raise WrongShape("`choices` is not a list of objects")
+    wire = getattr(choice, "delta", None)  # None in a /v1/completions chunk
+    if wire is not None and not isinstance(wire, openai.BaseModel):
+        raise WrongShape("a `delta` that is not an object")
+    content = getattr(choice, "text", None) if wire is None else getattr(wire, "content", None)
+    finish_reason = getattr(choice, "finish_reason", None)
+    if not isinstance(content, str | None) or not isinstance(finish_reason, str | None):
+        raise WrongShape("a `content`, `text` or `finish_reason` that is not text")
+    return content or "", reasoning_field(wire), finish_reason

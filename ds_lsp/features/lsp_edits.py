@@ -20,13 +20,16 @@ from dataclasses import dataclass
 from lsprotocol import types
 
 from ds_lsp.documents import Document, file_name_of
-from ds_lsp.text_edits import minimal_replacements
+from ds_lsp.text_edits import at_most, minimal_replacements
 
 log = logging.getLogger(__name__)
 
 # How long to wait for the editor's didChange echoing an applied edit (Neovim
 # sends it after a 150 ms debounce).
 ECHO_SECONDS = 2.0
+# Text edits in one applyEdit at most; more are merged where they lie closest
+# (text_edits.at_most): a rename of 3,000 lines is then 100 edits, not 3,000.
+MAX_TEXT_EDITS = 100
 # Characters around an edit that must come back with it in the echo: enough to
 # tell it from the user's typing elsewhere in the same didChange.
 _CONTEXT = 64
@@ -99,6 +102,8 @@ async def apply_text(ls, document: Document, start: int, end: int, text: str, la
     version, and check the editor's next version holds it. Returns "" when it does,
     else why not (said so that the user knows what the document holds)."""
 
+    old = document.text[start:end]
+
     def smallest_edits() -> list[types.TextEdit]:
         return [
             types.TextEdit(
@@ -107,7 +112,7 @@ async def apply_text(ls, document: Document, start: int, end: int, text: str, la
                 ),
                 new_text=r.text,
             )
-            for r in minimal_replacements(document.text[start:end], text)
+            for r in at_most(minimal_replacements(old, text), old, MAX_TEXT_EDITS)
         ]
 
     # Off the event loop: a diff of thousands of lines must not stall every other
