@@ -196,6 +196,7 @@ async def _edit(args: argparse.Namespace, settings: config.Settings) -> int:
 def _serve(args: argparse.Namespace, settings: config.Settings, problems: list[str]) -> int:
     from ds_lsp import transport
     from ds_lsp.features.log import log_to_file
+    from ds_lsp.malloc_tuning import keep_big_allocations
     from ds_lsp.server import build_server
 
     if getattr(args, "log_file", None):
@@ -203,6 +204,7 @@ def _serve(args: argparse.Namespace, settings: config.Settings, problems: list[s
             log_to_file(args.log_file)
         except OSError as exc:
             raise UsageError(f"--log-file {args.log_file}: {exc.strerror or exc}") from None
+    keep_big_allocations()  # smooth typing in huge files (see malloc_tuning)
     server = build_server(settings, problems)
     if getattr(args, "tcp", None):
         host, _, port = args.tcp.rpartition(":")

@@ -44,6 +44,8 @@ TextChange = TextDocumentContentChangePartial | TextDocumentContentChangeWholeDo
 
 # Versions kept per document, to check an edit in the editor's echo of it.
 _HISTORY = 8
+# ... and at most about this many bytes of them (but always the last two).
+_HISTORY_BYTES = 32_000_000
 # Up to this size, the changes of one didChange that go up the document are applied in
 # one pass, which makes the line index afresh (about 1 ms per 100 KB).
 BATCH_LIMIT_BYTES = 2_000_000
@@ -230,6 +232,9 @@ class DocumentStore:
         if fresh or history is None:
             history = self._history[document.uri] = deque(maxlen=_HISTORY)
         history.append(document)
+        # Each version is a whole copy: a huge document keeps fewer of them.
+        while len(history) > 2 and len(history) * len(document.source) > _HISTORY_BYTES:
+            history.popleft()
 
     def close(self, uri: str) -> None:
         """Stop following a document (didClose); an unknown URI is ignored."""

@@ -396,3 +396,11 @@ def test_a_document_that_shrinks_under_the_limit_gets_its_tree_back_and_loses_it
     assert document.tree.root_node.child_count == lines - 10
     document = store.change(URI, 3, [edit(0, 0, 0, 0, "z = 2\n" * 40)])
     assert document.tree is None
+
+
+def test_a_huge_document_keeps_fewer_old_versions():
+    store = DocumentStore()
+    store.open(URI, "python", 1, "x = 1\n" * 2_000_000)  # 12 MB
+    for version in range(2, 10):
+        store.change(URI, version, [edit(0, 0, 0, 0, "y")])
+    assert [d.version for d in store.versions_after(URI, 0)] == [8, 9]

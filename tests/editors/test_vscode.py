@@ -338,3 +338,33 @@ def test_the_api_key_is_in_no_log_and_no_file(vscode):
     assert '"apiKey": "<api key hidden>"' in log
     files = [path for path in vscode.root.rglob("*") if path.is_file()]
     assert [str(path) for path in files if API_KEY.encode() in path.read_bytes()] == []
+
+
+def test_a_workspace_that_sets_the_model_url_does_not_get_the_key(vscode):
+    """A folder's .vscode/settings.json may choose the model server's URL (a shared
+    project's llama-server), but the key from secret storage then stays home."""
+    b = vscode.browser
+    settings_file = vscode.workspace / ".vscode" / "settings.json"
+    before = settings_file.read_text()
+    starts = vscode.channel("DeepSeek (ds-lsp)").count("Sending request 'initialize")
+    chosen = {**json.loads(before), "dsLsp.baseUrl": "http://127.0.0.1:9/v1"}
+    settings_file.write_text(json.dumps(chosen, indent=2))
+    try:
+        b("waitText", selector=".notifications-toasts", text="the API key was not sent")
+        log = wait_until(
+            "the server restarted without the key",
+            lambda: vscode.channel("DeepSeek (ds-lsp)"),
+            lambda log: (
+                log.count("Sending request 'initialize") > starts
+                and "Received response 'initialize"
+                in log[log.rindex("Sending request 'initialize") :]
+            ),
+        )
+        restarted = log[log.rindex("Sending request 'initialize") :]
+        restarted = restarted[: restarted.index("Received response 'initialize")]
+        assert '"baseUrl": "http://127.0.0.1:9/v1"' in restarted
+        assert "apiKey" not in restarted
+    finally:
+        settings_file.write_text(before)
+    b("command", title="Notifications: Clear All Notifications")
+    b("waitText", selector=".statusbar", text=MODEL)  # back on the user's URL, with the key
