@@ -10,6 +10,7 @@ editors/vscode); those tests are skipped where Node or node_modules are missing.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -79,7 +80,10 @@ _KEYS = ["baseUrl", "base_url", "base-url", "BASEUrl", "nGPULayers", "nGpuLayers
 def key_rule(tmp_path_factory) -> dict:
     node = shutil.which("node")
     if node is None or not ESBUILD.exists():
-        pytest.skip("needs Node and `npm ci` in editors/vscode")
+        why = "needs Node and `npm ci` in editors/vscode (`make vsix`)"
+        if os.environ.get("CI"):  # .ci/run builds the VSIX first: here a skip would hide a bug
+            pytest.fail(why)
+        pytest.skip(why)
     out = tmp_path_factory.mktemp("key-rule")
     bundle = out / "keyRule.cjs"
     subprocess.run(
