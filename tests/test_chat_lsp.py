@@ -159,7 +159,7 @@ def _show_document(client: LanguageClient, params: types.ShowDocumentParams):
     return types.ShowDocumentResult(success=True)
 
 
-def _make_client() -> LanguageClient:
+def make_chat_client() -> LanguageClient:
     client = LanguageClient(converter_factory=default_converter)
     register_lsp_features(
         client, {**DEFAULT_CLIENT_FEATURES, types.WINDOW_SHOW_DOCUMENT: _show_document}
@@ -177,7 +177,7 @@ async def client(state):
     config = ClientServerConfig(
         server_command=[sys.executable, "-m", "ds_lsp"],
         server_env=server_env(DS_LSP_LOG_LEVEL="debug", XDG_STATE_HOME=str(state)),
-        client_factory=_make_client,
+        client_factory=make_chat_client,
     )
     lsp_client = await config.start()
     yield lsp_client

@@ -39,9 +39,9 @@ from tests.test_chat_lsp import (
     PARSE_ARGS,
     SOURCE,
     ChatEditor,
-    _make_client,
     add,
     ask,
+    make_chat_client,
     send,
     source_uri,
     until_server_has,
@@ -205,7 +205,7 @@ async def client(state):
     config = ClientServerConfig(
         server_command=[sys.executable, "-m", "ds_lsp"],
         server_env=server_env(DS_LSP_LOG_LEVEL="debug", XDG_STATE_HOME=str(state)),
-        client_factory=_make_client,
+        client_factory=make_chat_client,
     )
     lsp_client = await config.start()
     yield lsp_client
