@@ -128,7 +128,7 @@ def measure(name: str) -> dict:
     context_p50, context_p95 = percentiles(context_ms)
     return {
         "row": name,
-        "bytes": len(document.source),
+        "bytes": document.content.byte_length,
         "lines": document.line_count,
         "tree": document.tree is not None,
         "open_ms": round(open_ms, 1),

@@ -136,6 +136,8 @@ class DocumentStore:
         language = language_for_document(language_id, uri)
         content = IndexedText.of(text)
         syntax = _fresh_syntax(uri, language, content)
+        if syntax is None and content.byte_length > SYNTAX_LIMIT_BYTES:
+            content = content.without_bytes()  # nothing reads them: keystrokes copy less
         document = Document(uri, language_id, language, version, content, self.encoding, syntax)
         self._diverged.pop(uri, None)
         self._keep(document, fresh=True)
@@ -179,10 +181,11 @@ class DocumentStore:
 
         def apply_batch() -> None:
             nonlocal content
-            if len(batch) == 1 or len(content.data) > BATCH_LIMIT_BYTES:
+            if len(batch) == 1 or content.byte_length > BATCH_LIMIT_BYTES:
                 for start, end, text in batch:
                     content, edit = content.replace(start, end, text)
-                    edits.append(edit)
+                    if edit is not None:
+                        edits.append(edit)
             elif batch:
                 content, batch_edits = content.replace_many(batch)
                 edits.extend(batch_edits)
@@ -204,12 +207,14 @@ class DocumentStore:
             batch.append(span)
         apply_batch()
         syntax = document._syntax
-        was_big = len(document.content.data) > SYNTAX_LIMIT_BYTES
-        is_big = len(content.data) > SYNTAX_LIMIT_BYTES
+        was_big = document.content.byte_length > SYNTAX_LIMIT_BYTES
+        is_big = content.byte_length > SYNTAX_LIMIT_BYTES
         if syntax is not None and not is_big:
             syntax = syntax.edited(content.data, None if whole else edits)
         elif syntax is not None or (was_big and not is_big):  # the limit was crossed
             syntax = _fresh_syntax(document.uri, document.language, content)
+        if syntax is None and is_big:
+            content = content.without_bytes()  # nothing reads them: keystrokes copy less
         return replace(document, version=version, content=content, _syntax=syntax)
 
     def _span(self, content: IndexedText, change_range: Range, text: str) -> tuple[int, int, str]:
@@ -233,7 +238,7 @@ class DocumentStore:
             history = self._history[document.uri] = deque(maxlen=_HISTORY)
         history.append(document)
         # Each version is a whole copy: a huge document keeps fewer of them.
-        while len(history) > 2 and len(history) * len(document.source) > _HISTORY_BYTES:
+        while len(history) > 2 and len(history) * document.content.byte_length > _HISTORY_BYTES:
             history.popleft()
 
     def close(self, uri: str) -> None:
@@ -324,12 +329,12 @@ def _fresh_syntax(uri: str, language: str | None, content: IndexedText) -> _Synt
     parser = _parser(language)
     if parser is None:
         return None
-    if len(content.data) > SYNTAX_LIMIT_BYTES:
+    if content.byte_length > SYNTAX_LIMIT_BYTES:
         log.info(
             "%s is %.1f MB, more than %.0f MB: it gets no syntax tree, and DeepSeek reads it "
             "as plain text (the lines around the cursor)",
             file_name_of(uri),
-            len(content.data) / 1e6,
+            content.byte_length / 1e6,
             SYNTAX_LIMIT_BYTES / 1e6,
         )
         return None

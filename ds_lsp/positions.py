@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -133,21 +133,47 @@ def _updated_line_starts(
 
 @dataclass(frozen=True, slots=True, eq=False)
 class IndexedText:
-    """A text, its UTF-8 bytes, and where each line starts in both. Never changed in place."""
+    """A text, its UTF-8 bytes, and where each line starts in both. Never changed in place.
+
+    The bytes (and their line starts) may be left out (`without_bytes`): then they
+    are made when first asked for, and edits keep the text alone. A huge document
+    with no syntax tree never needs them, and a keystroke there then copies the
+    text only (bench/documents.py).
+    """
 
     text: str
-    data: bytes
-    # Where each line starts, as code point offsets and as byte offsets: numpy
-    # arrays (see _updated_line_starts); read them through the methods below.
+    # Where each line starts, as code point offsets: a numpy array (see
+    # _updated_line_starts); read it through the methods below.
     line_starts: np.ndarray
-    byte_line_starts: np.ndarray
+    byte_length: int  # the length of the UTF-8 bytes, known without making them
     # Whether the text may hold a "\r" (then tree-sitter's rows and LSP lines can differ).
     may_have_cr: bool = True
+    _data: bytes | None = None
+    _byte_line_starts: np.ndarray | None = None
 
     @classmethod
     def of(cls, text: str) -> IndexedText:
         data = text.encode("utf-8", _ERRORS)
-        return cls(text, data, _line_starts(text), _line_starts(data), "\r" in text)
+        starts, byte_starts = _line_starts(text), _line_starts(data)
+        return cls(text, starts, len(data), "\r" in text, data, byte_starts)
+
+    @property
+    def data(self) -> bytes:
+        """The text in UTF-8 (tree-sitter's)."""
+        if self._data is None:
+            object.__setattr__(self, "_data", self.text.encode("utf-8", _ERRORS))
+        return self._data
+
+    @property
+    def byte_line_starts(self) -> np.ndarray:
+        """Where each line starts, as byte offsets."""
+        if self._byte_line_starts is None:
+            object.__setattr__(self, "_byte_line_starts", _line_starts(self.data))
+        return self._byte_line_starts
+
+    def without_bytes(self) -> IndexedText:
+        """The same text, its bytes left to be made when asked for."""
+        return replace(self, _data=None, _byte_line_starts=None)
 
     # ------------------------------------------------------------ lines
 
@@ -209,7 +235,7 @@ class IndexedText:
     def byte_of_offset(self, offset: int) -> int:
         """The UTF-8 byte offset of a code point offset (clamped to the text)."""
         offset = min(max(offset, 0), len(self.text))
-        if len(self.data) == len(self.text):  # ASCII only: a byte per code point
+        if self.byte_length == len(self.text):  # ASCII only: a byte per code point
             return offset
         line = self.line_of(offset)
         in_line = self.text[self.line_start(line) : offset]
@@ -219,7 +245,7 @@ class IndexedText:
     def offset_of_byte(self, byte: int) -> int:
         """The code point offset of a byte offset; inside a character rounds down."""
         byte = min(max(byte, 0), len(self.data))
-        if len(self.data) == len(self.text):  # ASCII only: a byte per code point
+        if self.byte_length == len(self.text):  # ASCII only: a byte per code point
             return byte
         line = self._line_of_byte(byte)
         line_start = self.byte_line_start(line)
@@ -249,24 +275,27 @@ class IndexedText:
 
     # ------------------------------------------------------------ edits
 
-    def replace(self, start: int, end: int, new: str) -> tuple[IndexedText, ByteEdit]:
-        """The text with code points [start, end) replaced by `new`, and that edit in bytes."""
+    def replace(self, start: int, end: int, new: str) -> tuple[IndexedText, ByteEdit | None]:
+        """The text with code points [start, end) replaced by `new`, and that edit in
+        bytes (None for a text kept without its bytes)."""
         if not 0 <= start <= end <= len(self.text):
             raise ValueError(f"cannot replace [{start}, {end}) in a text of {len(self.text)}")
+        # One copy (slices of a memoryview copy nothing): 10 MB texts stay cheap.
+        text = "".join((self.text[:start], new, self.text[end:]))
+        starts = _updated_line_starts(self.line_starts, start, end, text, start + len(new))
+        may_have_cr = self.may_have_cr or "\r" in new
+        if self._data is None:
+            length = self.byte_length - _utf8_length(self.text[start:end]) + _utf8_length(new)
+            return IndexedText(text, starts, length, may_have_cr), None
         start_byte, end_byte = self.byte_of_offset(start), self.byte_of_offset(end)
         new_data = new.encode("utf-8", _ERRORS)
         new_end_byte = start_byte + len(new_data)
-        # One copy of each (slices of a memoryview copy nothing): 10 MB texts stay cheap.
-        text = "".join((self.text[:start], new, self.text[end:]))
         with memoryview(self.data) as old_data:
             data = b"".join((old_data[:start_byte], new_data, old_data[end_byte:]))
-        replaced = IndexedText(
-            text,
-            data,
-            _updated_line_starts(self.line_starts, start, end, text, start + len(new)),
-            _updated_line_starts(self.byte_line_starts, start_byte, end_byte, data, new_end_byte),
-            self.may_have_cr or "\r" in new,
+        byte_starts = _updated_line_starts(
+            self.byte_line_starts, start_byte, end_byte, data, new_end_byte
         )
+        replaced = IndexedText(text, starts, len(data), may_have_cr, data, byte_starts)
         return replaced, self._byte_edit(start_byte, end_byte, new_data)
 
     def replace_many(
@@ -300,7 +329,7 @@ class IndexedText:
             text = "".join(reversed(text_parts))
             data = b"".join(reversed(data_parts))
         starts, byte_starts = _line_starts(text), _line_starts(data)
-        return IndexedText(text, data, starts, byte_starts, "\r" in text), edits
+        return IndexedText(text, starts, len(data), "\r" in text, data, byte_starts), edits
 
     def _byte_edit(self, start_byte: int, end_byte: int, new_data: bytes) -> ByteEdit:
         """tree-sitter's edit for replacing bytes [start_byte, end_byte) of this text."""
@@ -334,6 +363,10 @@ class ByteEdit(NamedTuple):
     start_point: tuple[int, int]
     old_end_point: tuple[int, int]
     new_end_point: tuple[int, int]
+
+
+def _utf8_length(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", _ERRORS))
 
 
 def _continues(data: bytes, byte: int) -> bool:

@@ -404,3 +404,15 @@ def test_a_huge_document_keeps_fewer_old_versions():
     for version in range(2, 10):
         store.change(URI, version, [edit(0, 0, 0, 0, "y")])
     assert [d.version for d in store.versions_after(URI, 0)] == [8, 9]
+
+
+def test_a_document_too_big_for_a_tree_is_edited_and_read_as_any_other():
+    store = DocumentStore()
+    big = "x = 1\n" * (SYNTAX_LIMIT_BYTES // 6 + 10) + "é"
+    document = store.open(URI, "python", 1, big)
+    document = store.change(URI, 2, [edit(1, 0, 1, 0, "yé = 2\n")])
+    expected = big.replace("x = 1\n", "x = 1\nyé = 2\n", 1)
+    assert document.text == expected and document.tree is None
+    assert document.source == expected.encode()
+    assert document.line(1) == "yé = 2"
+    assert document.byte_at(Position(line=1, character=2)) == len(b"x = 1\ny") + 2

@@ -188,3 +188,22 @@ def test_a_replaced_text_is_indexed_as_if_it_were_new(text, new, data):
 def test_replacing_outside_the_text_is_refused():
     with pytest.raises(ValueError, match="cannot replace"):
         IndexedText.of("abc").replace(2, 5, "x")
+
+
+@given(TEXTS, st.lists(st.tuples(st.integers(0, 50), st.integers(0, 5), TEXTS), max_size=6))
+def test_a_text_kept_without_its_bytes_edits_and_converts_as_one_with_them(text, edits):
+    with_bytes, without = IndexedText.of(text), IndexedText.of(text).without_bytes()
+    for at, length, new in edits:
+        start = min(at, len(with_bytes.text))
+        end = min(start + length, len(with_bytes.text))
+        with_bytes, _ = with_bytes.replace(start, end, new)
+        without, edit = without.replace(start, end, new)
+        assert edit is None  # no bytes, so no syntax tree to edit
+        assert without.text == with_bytes.text
+        assert without.byte_length == len(with_bytes.data)
+        assert without.line_starts.tolist() == with_bytes.line_starts.tolist()
+    # The bytes, made when first asked for, are those of the text.
+    assert without.data == with_bytes.data
+    assert without.byte_line_starts.tolist() == with_bytes.byte_line_starts.tolist()
+    for offset in range(len(without.text) + 1):
+        assert without.byte_of_offset(offset) == with_bytes.byte_of_offset(offset)

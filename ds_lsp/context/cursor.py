@@ -132,9 +132,6 @@ class Cursor:
         line = content.line(row)
         self.line_prefix = text[self.line_start : offset]
         self.line_suffix = line[len(self.line_prefix) :]
-        self.byte = content.byte_of_offset(offset)
-        self.line_start_byte = content.byte_line_start(row)
-        self.line_end_byte = self.byte + len(self.line_suffix.encode("utf-8", "surrogatepass"))
         tree = document.tree
         self.root: tree_sitter.Node | None = tree.root_node if tree is not None else None
 
@@ -142,12 +139,26 @@ class Cursor:
     def source(self) -> bytes:
         return self.document.source
 
+    # In bytes, as the syntax tree counts; made only when asked for (a document with
+    # no tree may not even have its bytes made: see positions.IndexedText).
+    @cached_property
+    def byte(self) -> int:
+        return self.document.content.byte_of_offset(self.offset)
+
+    @cached_property
+    def line_start_byte(self) -> int:
+        return self.document.content.byte_line_start(self.row)
+
+    @cached_property
+    def line_end_byte(self) -> int:
+        return self.byte + len(self.line_suffix.encode("utf-8", "surrogatepass"))
+
     def in_comment_or_string(self) -> bool:
         """Whether the character before the cursor belongs to a comment or a string
         (the cursor right after a closing quote or `*/` is outside)."""
-        byte = self.byte
-        if byte == 0 or self.root is None:
+        if self.root is None or self.byte == 0:
             return False
+        byte = self.byte
         node: tree_sitter.Node | None = self.root.descendant_for_byte_range(byte - 1, byte)
         while node is not None:
             kind = node.type
@@ -248,9 +259,11 @@ class Cursor:
         indented line, or the line after one that opens a block."""
         if self.line_prefix or self.scope_nodes:
             return True
-        end = _skip_blanks_back(self.source, self.line_start_byte)
-        previous = self.source[self.source.rfind(b"\n", 0, end) + 1 : end]
-        return _opens_block(previous.decode("utf-8", "replace"), self.language)
+        text = self.document.text
+        end = self.line_start
+        while end > 0 and text[end - 1] in " \t\r\n\f\v":
+            end -= 1
+        return _opens_block(text[text.rfind("\n", 0, end) + 1 : end], self.language)
 
 
 def _skip_blanks_back(source: bytes, end: int) -> int:
