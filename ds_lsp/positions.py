@@ -57,15 +57,6 @@ def choose_position_encoding(offered: Sequence[str] | None) -> PositionEncodingK
     return PositionEncodingKind.Utf16
 
 
-def _unit_width(char: str, encoding: PositionEncodingKind) -> int:
-    code = ord(char)
-    if encoding == PositionEncodingKind.Utf16:
-        return 2 if code > 0xFFFF else 1
-    if encoding == PositionEncodingKind.Utf8:
-        return 1 if code < 0x80 else 2 if code < 0x800 else 3 if code < 0x10000 else 4
-    return 1
-
-
 def code_points_from_units(line: str, units: int, encoding: PositionEncodingKind) -> int:
     """How many code points of `line` the first `units` units cover (clamped, rounded down).
 
@@ -280,7 +271,8 @@ class IndexedText:
         bytes (None for a text kept without its bytes)."""
         if not 0 <= start <= end <= len(self.text):
             raise ValueError(f"cannot replace [{start}, {end}) in a text of {len(self.text)}")
-        # One copy (slices of a memoryview copy nothing): 10 MB texts stay cheap.
+        # One copy of the text per change, and of the bytes (slices of a memoryview
+        # copy nothing): 10 MB texts stay cheap.
         text = "".join((self.text[:start], new, self.text[end:]))
         starts = _updated_line_starts(self.line_starts, start, end, text, start + len(new))
         may_have_cr = self.may_have_cr or "\r" in new

@@ -172,8 +172,8 @@ def state(tmp_path) -> Path:
     return tmp_path / "state"
 
 
-@pytest.fixture
-async def client(state):
+async def chat_session(state: Path):
+    """The server with a client that opens what it shows; shut down at the end."""
     config = ClientServerConfig(
         server_command=[sys.executable, "-m", "ds_lsp"],
         server_env=server_env(DS_LSP_LOG_LEVEL="debug", XDG_STATE_HOME=str(state)),
@@ -190,6 +190,12 @@ async def client(state):
         lsp_client._server.kill()
         assert not began, "the server did not exit"
     await lsp_client.stop()
+
+
+@pytest.fixture
+async def client(state):
+    async for session in chat_session(state):
+        yield session
 
 
 @pytest.fixture

@@ -20,17 +20,15 @@ each feature a fault concerns:
 
 from __future__ import annotations
 
-import asyncio
 import math
 import shutil
 import socket
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import pytest
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, client_capabilities
+from pytest_lsp import client_capabilities
 
 from ds_lsp.chat_writing import answer_heading
 from tests.fake_openai_server import FakeOpenAIServer, Reply
@@ -41,14 +39,13 @@ from tests.test_chat_lsp import (
     ChatEditor,
     add,
     ask,
-    make_chat_client,
+    chat_session,
     send,
     source_uri,
     until_server_has,
 )
 from tests.test_completion_lsp import ghost_text
 from tests.test_edit_lsp import edit, fenced
-from tests.test_server import server_env
 from tests.tiny_gguf import ANSWER as TINY_ANSWER
 
 REASONING = "The user wants argv[1] guarded.\nA default name works when none is given.\n"
@@ -202,22 +199,8 @@ def state(tmp_path):
 
 @pytest.fixture
 async def client(state):
-    config = ClientServerConfig(
-        server_command=[sys.executable, "-m", "ds_lsp"],
-        server_env=server_env(DS_LSP_LOG_LEVEL="debug", XDG_STATE_HOME=str(state)),
-        client_factory=make_chat_client,
-    )
-    lsp_client = await config.start()
-    yield lsp_client
-    # (as in test_chat_lsp: no shutdown is sent for a session that never began)
-    began = lsp_client.capabilities is not None and lsp_client.error is None
-    await lsp_client.shutdown_session()
-    try:
-        await asyncio.wait_for(asyncio.shield(lsp_client._server.wait()), 10 if began else 0.1)
-    except TimeoutError:
-        lsp_client._server.kill()
-        assert not began, "the server did not exit"
-    await lsp_client.stop()
+    async for session in chat_session(state):
+        yield session
 
 
 @pytest.fixture
